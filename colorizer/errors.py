@@ -1,0 +1,23 @@
+"""Errors of the colorizer package: user mistakes, each with a message that says what to do."""
+
+from __future__ import annotations
+
+
+class ColorizerError(Exception):
+    """Base class of every user-facing error raised by `colorizer`."""
+
+
+class ConfigError(ColorizerError):
+    """A configuration value is invalid (unknown architecture, bad size, ...)."""
+
+
+class InputError(ColorizerError):
+    """A tensor given to the library has the wrong shape or range."""
+
+
+class DataError(ColorizerError):
+    """A dataset image or manifest cannot be used (missing, unreadable, no kept rows)."""
+
+
+class WeightsError(ColorizerError):
+    """A weights file is missing, truncated, or not the kind of file that was expected."""

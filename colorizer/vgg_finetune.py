@@ -1,0 +1,236 @@
+"""Grey fine-tuning of VGG-16 (the paper fine-tunes VGG on grey input before fusing it).
+
+A student copy of VGG-16's convs up to conv3_3, fed the grey image (L replicated to 3
+channels, ImageNet-normalised), learns to reproduce what the ImageNet VGG-16 (the teacher,
+frozen) computes from the colour image at conv1_2, conv2_2 and conv3_3. Loss: per layer the
+MSE divided by the teacher's mean square activation (so the three layers count alike), averaged
+over the layers. No labels are needed.
+
+The output file is at once the checkpoint (written atomically every ``checkpoint_every`` steps
+and at the end, with the optimiser state, so a run resumes exactly) and a VGG weights file
+that the ``chen`` model accepts (``colorizer.weights.load_vgg_weights``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from colorizer.errors import ConfigError, DataError, WeightsError
+from colorizer.images import random_square_crop, read_rgb
+from colorizer.lab import rgb_to_lab
+from colorizer.vgg import VggFeatures, grey_input, rgb_input
+from colorizer.weights import (
+    GREY_VGG_FORMAT,
+    GREY_VGG_VERSION,
+    atomic_save,
+    load_vgg_weights,
+    read_grey_vgg_file,
+)
+
+# Options that must match when a run is resumed (the others may change between runs).
+_RESUME_MUST_MATCH = ("batch_size", "size", "lr", "seed")
+
+
+@dataclass(frozen=True)
+class VggFinetuneConfig:
+    vgg_weights: Path  # torchvision's ImageNet VGG-16 file: the teacher and the student's start
+    out: Path  # the grey VGG file written (also the checkpoint)
+    steps: int = 2000  # optimiser steps in all (a resumed run continues up to this)
+    batch_size: int = 16
+    size: int = 224  # side of the square training crops, pixels (multiple of 4)
+    lr: float = 1e-4  # Adam learning rate
+    seed: int = 0  # image order and crops
+    checkpoint_every: int = 200  # steps between checkpoints
+    device: str = "auto"  # "auto" (CUDA if there is one), "cpu", "cuda", "cuda:1", ...
+    num_workers: int = 2  # image-decoding worker processes (0: in this process)
+    quiet: bool = False  # no progress bar
+    resume: bool = False  # continue the run saved in ``out`` (else ``out`` must not exist)
+
+    def __post_init__(self) -> None:
+        positive = ("steps", "batch_size", "checkpoint_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.size < 8 or self.size % 4:
+            raise ConfigError(f"size must be a multiple of 4 and >= 8, got {self.size}")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.num_workers < 0:
+            raise ConfigError(f"num_workers must be >= 0, got {self.num_workers}")
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    out: Path
+    start_step: int  # step this run started from (0, or the resumed checkpoint's)
+    step: int  # steps done in all
+    losses: tuple[float, ...]  # loss of every step done so far, earlier runs included
+
+
+def kept_image_paths(frames: pd.DataFrame, root: Path) -> list[Path]:
+    """Absolute image paths of the ``kept`` rows of a frames manifest (manifests.load_frames)."""
+    missing = {"image_path", "status"} - set(frames.columns)
+    if missing:
+        raise DataError(f"the frames manifest lacks the column(s) {', '.join(sorted(missing))}")
+    kept = frames.loc[(frames["status"] == "kept") & frames["image_path"].notna(), "image_path"]
+    base = Path(root).absolute()
+    return [base / str(p) for p in kept]
+
+
+def resolve_device(name: str) -> torch.device:
+    """ "auto" -> CUDA if available else CPU; anything else must name a usable device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu or cuda[:N]") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but this machine has no usable CUDA GPU")
+    return device
+
+
+def feature_loss(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Mean over layers of MSE(student, teacher) / mean(teacher^2): a float32 scalar."""
+    terms = [
+        (s.float() - t.float()).square().mean() / t.float().square().mean().clamp_min(1e-8)
+        for s, t in zip(student, teacher, strict=True)
+    ]
+    return torch.stack(terms).mean()
+
+
+class _StepBatches(Dataset):
+    """Item ``step`` is the uint8 batch (B, 3, size, size) of that step, fixed by (seed, step):
+    epochs walk a seeded permutation of the images; crops and flips are seeded per step."""
+
+    def __init__(self, paths: Sequence[Path], cfg: VggFinetuneConfig) -> None:
+        self.paths = list(paths)
+        self.cfg = cfg
+        self._epoch_order: tuple[int, np.ndarray] = (-1, np.empty(0, dtype=np.int64))
+
+    def _order(self, epoch: int) -> np.ndarray:
+        """The seeded image order of an epoch (the last one is kept)."""
+        if self._epoch_order[0] != epoch:
+            n = len(self.paths)
+            self._epoch_order = (
+                epoch,
+                np.random.default_rng([self.cfg.seed, epoch, n]).permutation(n),
+            )
+        return self._epoch_order[1]
+
+    def __len__(self) -> int:
+        return self.cfg.steps
+
+    def __getitem__(self, step: int) -> torch.Tensor:
+        n, b = len(self.paths), self.cfg.batch_size
+        rng = np.random.default_rng([self.cfg.seed, step])
+        crops = []
+        for pos in range(step * b, step * b + b):
+            epoch, offset = divmod(pos, n)
+            img = read_rgb(self.paths[self._order(epoch)[offset]])
+            crops.append(random_square_crop(img, self.cfg.size, rng))
+        return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
+
+
+def _config_record(cfg: VggFinetuneConfig) -> dict[str, Any]:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()}
+
+
+def _load_checkpoint(cfg: VggFinetuneConfig) -> dict[str, Any]:
+    ckpt = read_grey_vgg_file(cfg.out)
+    saved = ckpt.get("config", {})
+    for name in _RESUME_MUST_MATCH:
+        then, now = saved.get(name), getattr(cfg, name)
+        if then != now:
+            raise ConfigError(
+                f"{cfg.out} was started with {name}={then!r}, now {now!r}; "
+                f"resume with the same {name}, or write to another --out"
+            )
+    return ckpt
+
+
+def finetune_vgg(cfg: VggFinetuneConfig, image_paths: Sequence[Path]) -> FinetuneResult:
+    """Fine-tune a grey-input VGG-16 (conv1_1 .. conv3_3) on ``image_paths``; write ``cfg.out``."""
+    if not image_paths:
+        raise DataError("no images to fine-tune VGG on (the dataset has no kept frames?)")
+    out = Path(cfg.out)
+    if out.exists() and not cfg.resume:
+        raise ConfigError(f"{out} exists; pass --resume to continue that run, or another --out")
+    device = resolve_device(cfg.device)
+
+    teacher = VggFeatures()
+    if load_vgg_weights(teacher, cfg.vgg_weights).kind != "imagenet-vgg16":
+        raise WeightsError(
+            f"{cfg.vgg_weights} is a grey VGG; the teacher must be torchvision's ImageNet "
+            "VGG-16 (vgg16-397923af.pth)"
+        )
+    student = VggFeatures()
+    student.load_state_dict(teacher.state_dict())
+    teacher.requires_grad_(False).eval()
+    teacher.to(device, memory_format=torch.channels_last)
+    student.to(device, memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(student.parameters(), lr=cfg.lr)
+
+    start, losses = 0, []
+    if out.exists():
+        ckpt = _load_checkpoint(cfg)
+        student.load_state_dict(ckpt["state_dict"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start, losses = int(ckpt["step"]), [float(x) for x in ckpt["losses"]]
+
+    def save(step: int) -> None:
+        state = {k: v.detach().cpu() for k, v in student.state_dict().items()}
+        atomic_save(
+            {
+                "format": GREY_VGG_FORMAT,
+                "version": GREY_VGG_VERSION,
+                "state_dict": state,
+                "step": step,
+                "steps": cfg.steps,
+                "optimizer": optimizer.state_dict(),
+                "losses": losses,
+                "config": _config_record(cfg),
+            },
+            out,
+        )
+
+    loader = DataLoader(
+        _StepBatches(image_paths, cfg),
+        batch_size=None,
+        sampler=range(start, cfg.steps),
+        num_workers=cfg.num_workers,
+        pin_memory=device.type == "cuda",
+    )
+    use_bf16 = device.type == "cuda"
+    student.train()
+    with tqdm(
+        total=cfg.steps, initial=start, disable=cfg.quiet, desc="finetune-vgg", unit="step"
+    ) as bar:
+        for step, batch in enumerate(loader, start=start):
+            rgb = batch.to(device, non_blocking=True).float().div_(255.0)  # (B, 3, S, S)
+            rgb = rgb.contiguous(memory_format=torch.channels_last)
+            L = rgb_to_lab(rgb)[:, :1]  # (B, 1, S, S) in [0, 100]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                with torch.no_grad():
+                    target = teacher(rgb_input(rgb))
+                loss = feature_loss(student(grey_input(L)), target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            done = step + 1
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                save(done)
+    return FinetuneResult(out, start, max(start, cfg.steps), tuple(losses))

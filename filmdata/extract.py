@@ -1,0 +1,396 @@
+"""One film in, sampled and corrected frames plus its manifests out, in one decode.
+
+    decode (PyAV) --small frames--> shot detector --transitions--> ShotSampler
+        --shot ends--> choose 3-5 --> per-shot correction --> filters --> images
+    --film ends--> shots table + frame manifest (written last, atomically)
+
+The frame manifest is the film's "done" marker: it is written after every image, so a
+run killed mid-film leaves no manifest and the rerun does the film again. A rerun with
+the same config skips films whose manifest is already there (`force` redoes them).
+
+Finishing a shot (full-resolution conversion, correction, JPEG encoding) runs on one
+worker thread, overlapping the decode of the next shot; shots are finished in order, so
+results do not depend on timing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import time
+from array import array
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+
+import manifests
+from filmdata.config import ExtractConfig
+from filmdata.correct import ShotCorrection, apply_correction, estimate_shot_correction
+from filmdata.decode import DecodedFrame, FilmDecoder, FilmInfo
+from filmdata.errors import FilmDataError, OutputError
+from filmdata.filters import FrameScores, hamming, reject_reason, score_frame
+from filmdata.sampling import Candidate, ShotSampler, choose, sharpness
+from filmdata.shots import ShotDetector, Transition
+from manifests import FRAME_SCHEMA, SHOT_SCHEMA, layout
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING_SHOTS = 4  # shots queued for the finishing thread; bounds memory
+
+
+@dataclass(frozen=True)
+class FilmResult:
+    """What happened to one film; the CLI and build-dataset print these as a table."""
+
+    source_path: str
+    film_id: str | None
+    status: str  # "done" | "skipped" | "failed"
+    manifest: str | None = None
+    shots: int = 0
+    candidates: int = 0
+    kept: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    decode_errors: int = 0
+    truncated: bool = False
+    seconds: float = 0.0
+    error: str | None = None
+
+
+def film_id_for(path: str | os.PathLike[str]) -> str:
+    """Name slug + short content fingerprint: stable across reruns, renames-safe content.
+
+    The fingerprint hashes the size and the first and last MiB, so it is instant on a
+    feature film and changes if the file is re-encoded or truncated.
+    """
+    path = Path(path)
+    slug = re.sub(r"[^a-z0-9]+", "-", path.stem.lower()).strip("-")[:40] or "film"
+    size = path.stat().st_size
+    digest = hashlib.blake2b(str(size).encode(), digest_size=4)
+    with path.open("rb") as f:
+        digest.update(f.read(1 << 20))
+        if size > 2 << 20:
+            f.seek(-(1 << 20), os.SEEK_END)
+            digest.update(f.read(1 << 20))
+    return f"{slug}-{digest.hexdigest()}"
+
+
+def extract_film(
+    path: str | os.PathLike[str],
+    out_root: str | os.PathLike[str],
+    cfg: ExtractConfig | None = None,
+    *,
+    force: bool = False,
+    progress: bool = True,
+) -> FilmResult:
+    """Extract one film into `out_root`. Raises `FilmDataError` for unusable input."""
+    cfg = cfg or ExtractConfig()
+    started = time.perf_counter()
+    path, out_root = Path(path), Path(out_root)
+    with FilmDecoder(path, cfg.decode, cfg.shots.analysis_width) as decoder:  # validates the film before any output
+        film_id = film_id_for(path)
+        manifest_path = layout.film_manifest(out_root, film_id)
+        if not force and _already_done(manifest_path, cfg):
+            return FilmResult(str(path), film_id, "skipped", manifest=str(manifest_path))
+        _prepare_output(out_root, film_id)
+        run = _FilmRun(path, out_root, film_id, cfg, decoder.info)
+        run.consume(decoder, progress=progress)
+        info = {
+            "film": decoder.info.__dict__,
+            "frames_decoded": decoder.frames_decoded,
+            "decode_errors": decoder.decode_errors,
+            "truncated": decoder.truncated,
+            "config_fingerprint": cfg.fingerprint(),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+    frames, shots = run.tables()
+    _write(lambda: manifests.write_table(
+        shots, layout.shot_manifest(out_root, film_id), SHOT_SCHEMA,
+        kind="shots", config=cfg.to_dict(), info=info,
+    ))
+    _write(lambda: manifests.write_table(
+        frames, manifest_path, FRAME_SCHEMA, kind="frames", config=cfg.to_dict(), info=info,
+    ))
+    kept = frames["status"] == manifests.schema.STATUS_KEPT
+    return FilmResult(
+        source_path=str(path),
+        film_id=film_id,
+        status="done",
+        manifest=str(manifest_path),
+        shots=len(shots),
+        candidates=len(frames),
+        kept=int(kept.sum()),
+        rejected=dict(Counter(frames.loc[~kept, "reject_reason"])),
+        decode_errors=decoder.decode_errors,
+        truncated=decoder.truncated,
+        seconds=time.perf_counter() - started,
+    )
+
+
+@dataclass
+class _Shot:
+    index: int
+    start: int  # first frame (inclusive)
+    end: int  # exclusive
+    clean_start: int  # first frame after the incoming transition's mixed frames
+    clean_end: int  # first mixed frame of the outgoing transition
+    transition_in: str  # "start" | "cut" | "gradual"
+    transition_in_start: int
+    candidates: list[Candidate[DecodedFrame]]
+
+
+class _FilmRun:
+    """The state of one film's single pass: current shot, sampler, finished rows."""
+
+    def __init__(
+        self, path: Path, out_root: Path, film_id: str, cfg: ExtractConfig, info: FilmInfo
+    ) -> None:
+        self.path, self.out_root, self.film_id, self.cfg, self.info = (
+            path, out_root, film_id, cfg, info,
+        )
+        self.fps = info.fps or 25.0
+        self.sampler: ShotSampler[DecodedFrame] = ShotSampler(
+            cfg.sample.max_candidates, release=DecodedFrame.release
+        )
+        self.shot_index = 0
+        self.shot_clean_start = 0
+        self.transition_in = ("start", 0)
+        self.kept_hashes: list[int] = []  # for near-duplicate rejection, in film order
+        self.frame_rows: list[dict[str, Any]] = []
+        self.shot_rows: list[dict[str, Any]] = []
+        self.pts = array("d")  # presentation time of every decoded frame, seconds
+
+    # -- the single pass --------------------------------------------------------------
+    def consume(self, decoder: FilmDecoder, *, progress: bool) -> None:
+        from tqdm import tqdm
+
+        detector = ShotDetector(self.cfg.shots, self.fps)
+        bar = tqdm(
+            total=self.info.frame_count_estimate, unit="frame", desc=self.path.name[:30],
+            disable=not progress, leave=False, dynamic_ncols=True,
+        )
+        pending: list[Future[None]] = []
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="finish-shot") as pool:
+            try:
+                for frame in decoder.frames():
+                    self.pts.append(frame.pts_s)
+                    for transition in detector.push(frame.index, frame.small):
+                        self._end_shot(transition, pool, pending)
+                    if self.sampler.wants(frame.index):
+                        self.sampler.offer(frame.index, sharpness(frame.small), frame)
+                    else:
+                        frame.release()
+                    bar.update()
+                for transition in detector.flush():
+                    self._end_shot(transition, pool, pending)
+                end = len(self.pts)
+                if end > self.sampler.start:
+                    self._submit(self._close(end, end), pool, pending)
+                for job in pending:
+                    job.result()
+            except BaseException:
+                for job in pending:
+                    job.cancel()
+                raise
+            finally:
+                bar.close()
+
+    def _end_shot(
+        self, t: Transition, pool: ThreadPoolExecutor, pending: list[Future[None]]
+    ) -> None:
+        if t.cut <= self.sampler.start:  # defensive: a detector never goes backwards
+            return
+        self.sampler.drop_range(t.start, t.end)
+        shot = self._close(t.cut, t.start)
+        self.transition_in = ("cut" if t.start == t.end else "gradual", t.start)
+        self.shot_clean_start = t.end
+        self._submit(shot, pool, pending)
+
+    def _close(self, cut: int, clean_end: int) -> _Shot:
+        start = self.sampler.start
+        candidates = self.sampler.split(cut)
+        shot = _Shot(
+            index=self.shot_index, start=start, end=cut,
+            clean_start=self.shot_clean_start, clean_end=min(clean_end, cut),
+            transition_in=self.transition_in[0], transition_in_start=self.transition_in[1],
+            candidates=candidates,
+        )
+        self.shot_index += 1
+        return shot
+
+    def _submit(self, shot: _Shot, pool: ThreadPoolExecutor, pending: list[Future[None]]) -> None:
+        # Frame times of the boundaries are known now (the frames have been decoded).
+        shot_times = (self._time_of(shot.start), self._time_of(shot.end))
+        pending.append(pool.submit(self._finish_shot, shot, shot_times))
+        while len(pending) > MAX_PENDING_SHOTS or (pending and pending[0].done()):
+            pending.pop(0).result()
+
+    def _time_of(self, index: int) -> float:
+        if index < len(self.pts):
+            return self.pts[index]
+        return self.pts[-1] + 1.0 / self.fps if self.pts else 0.0
+
+    # -- finishing a shot (worker thread, in shot order) ---------------------------------
+    def _finish_shot(self, shot: _Shot, shot_times: tuple[float, float]) -> None:
+        cfg = self.cfg
+        margin = round(cfg.sample.margin_s * self.fps)
+        clean_start, clean_end = shot.clean_start + margin, shot.clean_end - margin
+        n = cfg.sample.frames_for((clean_end - clean_start) / self.fps)
+        chosen = choose(shot.candidates, clean_start, clean_end, n)
+        in_span = [c for c in shot.candidates if clean_start <= c.index < clean_end]
+        correction = (
+            estimate_shot_correction([c.item.small for c in in_span], cfg.correct)
+            if in_span else ShotCorrection.identity()
+        )
+        chosen_ids = {id(c) for c in chosen}
+        for c in shot.candidates:
+            if id(c) not in chosen_ids:
+                c.item.release()
+        rows = [self._finish_frame(shot, c.item, correction) for c in chosen]
+        self.frame_rows.extend(rows)
+        gains = correction.wb_gains
+        self.shot_rows.append({
+            "film_id": self.film_id, "shot_index": shot.index,
+            "start_frame": shot.start, "end_frame": shot.end,
+            "start_s": shot_times[0], "end_s": shot_times[1],
+            "transition_in": shot.transition_in, "transition_in_start": shot.transition_in_start,
+            "n_candidates": len(rows),
+            "n_kept": sum(r["status"] == "kept" for r in rows),
+            "wb_gain_r": gains[0], "wb_gain_g": gains[1], "wb_gain_b": gains[2],
+            "exposure_gain": correction.exposure_gain,
+            "exposure_offset": correction.exposure_offset,
+        })
+
+    def _finish_frame(
+        self, shot: _Shot, frame: DecodedFrame, correction: ShotCorrection
+    ) -> dict[str, Any]:
+        rgb = frame.full()  # (H, W, 3) uint8, the only full-resolution conversion
+        frame.release()
+        scores = score_frame(rgb)
+        reason = reject_reason(scores, self.cfg.filters)
+        if reason is None and self._is_duplicate(scores):
+            reason = "duplicate"
+        if reason is None:
+            self.kept_hashes.append(scores.phash)
+        image_path, size = None, (rgb.shape[1], rgb.shape[0])
+        if reason is None or self.cfg.output.write_rejected:
+            out = apply_correction(rgb, correction) if reason is None else rgb
+            image_path, size = self._write_image(out, shot.index, frame.index)
+        return self._row(shot, frame, scores, correction, reason, image_path, size)
+
+    def _is_duplicate(self, scores: FrameScores) -> bool:
+        limit = self.cfg.filters.dedup_distance
+        return limit is not None and any(
+            hamming(scores.phash, h) <= limit for h in self.kept_hashes
+        )
+
+    def _write_image(self, rgb: np.ndarray, shot: int, frame: int) -> tuple[str, tuple[int, int]]:
+        out = self.cfg.output
+        rgb = _fit(rgb, out.max_side)
+        ext = out.image_format
+        params = [cv2.IMWRITE_JPEG_QUALITY, out.jpeg_quality] if ext == "jpg" else []
+        ok, encoded = cv2.imencode(f".{ext}", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+        if not ok:
+            raise OutputError(f"could not encode frame {frame} as {ext}")
+        rel = layout.image_relpath(self.film_id, shot, frame, ext)
+        _write(lambda: _write_bytes(self.out_root / rel, encoded.tobytes()))
+        return rel, (rgb.shape[1], rgb.shape[0])
+
+    def _row(
+        self, shot: _Shot, frame: DecodedFrame, scores: FrameScores,
+        correction: ShotCorrection, reason: str | None, image_path: str | None,
+        size: tuple[int, int],
+    ) -> dict[str, Any]:
+        gains = correction.wb_gains
+        return {
+            "frame_id": f"{self.film_id}-f{frame.index:07d}",
+            "film_id": self.film_id,
+            "source_path": str(self.path),
+            "source_kind": "film",
+            "shot_index": shot.index,
+            "shot_start_frame": shot.start,
+            "shot_end_frame": shot.end,
+            "frame_index": frame.index,
+            "pts_s": frame.pts_s,
+            "image_path": image_path,
+            "width": size[0],
+            "height": size[1],
+            "mean_luma": scores.mean_luma,
+            "colorfulness": scores.colorfulness,
+            "sharpness": sharpness(frame.small),
+            "phash": np.uint64(scores.phash),
+            "wb_gain_r": gains[0],
+            "wb_gain_g": gains[1],
+            "wb_gain_b": gains[2],
+            "exposure_gain": correction.exposure_gain,
+            "exposure_offset": correction.exposure_offset,
+            "status": "kept" if reason is None else "rejected",
+            "reject_reason": reason,
+            "split": None,
+        }
+
+    # -- output --------------------------------------------------------------------------
+    def tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        frames = pd.DataFrame(self.frame_rows, columns=FRAME_SCHEMA.names)
+        shots = pd.DataFrame(self.shot_rows, columns=SHOT_SCHEMA.names)
+        return frames, shots
+
+
+def _fit(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
+    """Resize so the longer side is at most `max_side` pixels (never upscales)."""
+    if max_side is None or max(rgb.shape[:2]) <= max_side:
+        return rgb
+    scale = max_side / max(rgb.shape[:2])
+    size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def _already_done(manifest_path: Path, cfg: ExtractConfig) -> bool:
+    if not manifest_path.is_file():
+        return False
+    try:
+        meta = manifests.read_metadata(manifest_path)
+    except manifests.ManifestError:
+        return False  # unreadable: redo it
+    return meta["info"].get("config_fingerprint") == cfg.fingerprint()
+
+
+def _prepare_output(out_root: Path, film_id: str) -> None:
+    """Create the output folders (or fail with one clear line) and sweep temp files left
+    by a killed run."""
+    image_dir = out_root / layout.IMAGES_DIR / film_id
+    try:
+        image_dir.mkdir(parents=True, exist_ok=True)
+        (out_root / layout.FILMS_DIR).mkdir(parents=True, exist_ok=True)
+        probe = out_root / layout.FILMS_DIR / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write to {out_root}: {exc.strerror or exc}; choose another --out"
+        ) from exc
+    for stale in image_dir.rglob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with manifests.atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def _write(action: Any) -> Any:
+    """Run a write, turning OS errors (disk full, permissions) into one-line errors."""
+    try:
+        return action()
+    except OSError as exc:
+        raise OutputError(f"write failed: {exc.strerror or exc} ({exc.filename or ''})") from exc
+
+
+__all__ = ["ExtractConfig", "FilmDataError", "FilmResult", "extract_film", "film_id_for"]

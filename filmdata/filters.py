@@ -1,0 +1,143 @@
+"""Frame scores and reject decisions (pure numpy/cv2, no I/O).
+
+Scores first, decisions second: :func:`score_frame` measures a frame (mean luma,
+colourfulness, perceptual hash) and the manifest keeps every score; :func:`reject_reason`
+and :func:`mark_duplicates` turn scores into decisions with a :class:`FilterConfig`, so a
+user can re-decide later from the manifest alone. See docs/corrections.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from filmdata.correct import luma  # BT.601, re-exported
+
+SCORE_WIDTH = 256  # frames wider than this are scored on an INTER_AREA copy this wide
+_POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    """Reject thresholds. Scores are measured on the frame before correction."""
+
+    dark_luma: float = 25.0  # mean BT.601 luma (0-255) below which a frame is 'dark'
+    min_colorfulness: float | None = None  # None = off; below it a frame is 'grey' (try 10)
+    dedup_distance: int | None = None  # None = off; max pHash Hamming distance (try 6)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.dark_luma <= 255:
+            raise ValueError(f"dark_luma must be in [0, 255], got {self.dark_luma}")
+        if self.min_colorfulness is not None and self.min_colorfulness < 0:
+            raise ValueError(f"min_colorfulness must be >= 0, got {self.min_colorfulness}")
+        if self.dedup_distance is not None and not 0 <= self.dedup_distance <= 64:
+            raise ValueError(f"dedup_distance must be in [0, 64], got {self.dedup_distance}")
+
+
+@dataclass(frozen=True)
+class FrameScores:
+    mean_luma: float  # mean BT.601 luma, 0-255
+    colorfulness: float  # Hasler-Suesstrunk M, ~0 for grey, ~30 average, >60 very colourful
+    phash: int  # 64-bit DCT perceptual hash as a non-negative python int (fits uint64)
+
+
+# --------------------------------------------------------------------------- scores
+
+
+def colorfulness(rgb: np.ndarray) -> float:
+    """Hasler & Suesstrunk (2003) colourfulness M of an RGB frame (h, w, 3), 0-255 units.
+
+    M = sqrt(sd(rg)^2 + sd(yb)^2) + 0.3 * sqrt(mean(rg)^2 + mean(yb)^2),
+    with rg = R - G and yb = (R + G) / 2 - B on gamma-encoded values.
+    """
+    x = np.asarray(rgb, dtype=np.float32).reshape(-1, 3)
+    rg = x[:, 0] - x[:, 1]
+    yb = 0.5 * (x[:, 0] + x[:, 1]) - x[:, 2]
+    spread = np.sqrt(rg.var() + yb.var())
+    centre = np.sqrt(rg.mean() ** 2 + yb.mean() ** 2)
+    return float(spread + 0.3 * centre)
+
+
+def phash(rgb: np.ndarray) -> int:
+    """64-bit perceptual hash: signs of the 8x8 lowest DCT frequencies of a 32x32 luma
+    thumbnail against their median; bit 63 is coefficient (0, 0), row-major."""
+    y = luma(np.asarray(rgb))  # (h, w) float32
+    thumb = cv2.resize(y, (32, 32), interpolation=cv2.INTER_AREA)
+    low = cv2.dct(thumb)[:8, :8].ravel()  # (64,)
+    bits = low > np.median(low)
+    return int(np.packbits(bits).view(">u8")[0])
+
+
+def score_frame(rgb: np.ndarray) -> FrameScores:
+    """Scores of an RGB uint8 frame (h, w, 3) before correction, small or full size.
+
+    Frames wider than SCORE_WIDTH are first shrunk with INTER_AREA: the mean is kept,
+    the hash thumbnail is the same to within rounding, and grain (which would add to
+    colourfulness) is averaged out, so a full frame and its small copy score alike.
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an RGB array (h, w, 3), got shape {rgb.shape}")
+    small = _shrink(rgb)
+    return FrameScores(
+        mean_luma=float(luma(small).mean()),
+        colorfulness=colorfulness(small),
+        phash=phash(small),
+    )
+
+
+def _shrink(rgb: np.ndarray) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    if w <= SCORE_WIDTH:
+        return rgb
+    size = (SCORE_WIDTH, max(1, round(h * SCORE_WIDTH / w)))
+    return cv2.resize(np.ascontiguousarray(rgb), size, interpolation=cv2.INTER_AREA)
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def reject_reason(scores: FrameScores, cfg: FilterConfig) -> str | None:
+    """'dark', 'grey' or None (kept); dark is checked first."""
+    if scores.mean_luma < cfg.dark_luma:
+        return "dark"
+    if cfg.min_colorfulness is not None and scores.colorfulness < cfg.min_colorfulness:
+        return "grey"
+    return None
+
+
+def hamming(a: int, b: int) -> int:
+    """Number of differing bits of two 64-bit hashes."""
+    return bin((a ^ b) & 0xFFFF_FFFF_FFFF_FFFF).count("1")
+
+
+def mark_duplicates(
+    hashes: Sequence[int], reasons: Sequence[str | None], cfg: FilterConfig
+) -> list[str | None]:
+    """Mark near-duplicates in order: a frame not yet rejected whose hash is within
+    ``cfg.dedup_distance`` of an earlier kept frame gets 'duplicate'. Rejected frames keep
+    their reason and are never used as the reference. Returns a new list."""
+    if len(hashes) != len(reasons):
+        raise ValueError(f"{len(hashes)} hashes but {len(reasons)} reasons")
+    out = list(reasons)
+    if cfg.dedup_distance is None:
+        return out
+    kept = np.empty(len(hashes), dtype=np.uint64)  # hashes of kept frames so far
+    n_kept = 0
+    for i, h in enumerate(hashes):
+        if out[i] is not None:
+            continue
+        h64 = np.uint64(h)
+        if n_kept and _popcount(kept[:n_kept] ^ h64).min() <= cfg.dedup_distance:
+            out[i] = "duplicate"
+        else:
+            kept[n_kept] = h64
+            n_kept += 1
+    return out
+
+
+def _popcount(x: np.ndarray) -> np.ndarray:
+    """Set bits of each uint64 in x (n,) -> (n,) int."""
+    return _POPCOUNT8[x.view(np.uint8)].reshape(-1, 8).sum(axis=1)

@@ -1,0 +1,143 @@
+"""Choosing 3-5 frames per shot from a single streaming pass, in bounded memory.
+
+While a shot plays, `ShotSampler` keeps a bounded set of candidate frames spread evenly
+over it: frames `stride` apart are admitted, and when the set is full the stride doubles
+and every other candidate is dropped. The set therefore never exceeds `max_candidates`
+frames, however long the shot, and always covers the whole shot evenly.
+
+When the shot ends, its clean span (away from its cuts and from the mixed frames of
+dissolves and fades) is split into `n` equal parts and the sharpest candidate of each
+part is chosen (variance of the Laplacian on the small analysis frame).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import cv2
+import numpy as np
+
+from filmdata.errors import ConfigError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    min_frames: int = 3  # per shot
+    max_frames: int = 5
+    seconds_per_extra_frame: float = 4.0  # one more frame per this many clean seconds
+    margin_s: float = 0.25  # keep this far from cuts and transitions, seconds
+    max_candidates: int = 32  # full-resolution frames held per shot at most
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_frames <= self.max_frames:
+            raise ConfigError(
+                f"frames per shot {self.min_frames}-{self.max_frames}: need 1 <= min <= max"
+            )
+        if self.max_candidates < 2 * self.max_frames:
+            raise ConfigError(f"max_candidates must be at least {2 * self.max_frames}")
+
+    def frames_for(self, clean_s: float) -> int:
+        """How many frames a shot with `clean_s` seconds of clean span gets."""
+        extra = int(max(clean_s, 0.0) // self.seconds_per_extra_frame)
+        return min(self.max_frames, self.min_frames + extra)
+
+
+def parse_frames_per_shot(text: str) -> tuple[int, int]:
+    """'4' -> (4, 4); '3-5' -> (3, 5)."""
+    try:
+        parts = [int(p) for p in text.split("-")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or not 1 <= parts[0] <= parts[1]:
+        raise ConfigError(f"--frames-per-shot {text!r}: give a number like 4 or a range like 3-5")
+    return parts[0], parts[1]
+
+
+def sharpness(small_rgb: np.ndarray) -> float:
+    """Variance of the Laplacian of the grey analysis frame; higher is sharper."""
+    grey = cv2.cvtColor(small_rgb, cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_32F).var())
+
+
+@dataclass
+class Candidate(Generic[T]):
+    index: int  # decoded-frame number
+    score: float  # sharpness
+    item: T  # whatever the caller keeps for the frame (e.g. the DecodedFrame)
+
+
+@dataclass
+class ShotSampler(Generic[T]):
+    """Bounded, evenly spread candidates of the shot that is playing now.
+
+    A frame is admitted when it is at least `stride` frames after the last candidate;
+    when more than `max_candidates` are held, every other one is dropped and the stride
+    doubles. Spacing stays even whatever frame the shot started on, including the frames
+    a late-reported cut hands over to the next shot.
+
+    `release` is called for every candidate that is dropped, so that its full-resolution
+    buffers go back to the decoder at once.
+    """
+
+    max_candidates: int
+    release: Callable[[T], None] = lambda item: None
+    start: int = 0  # first frame of the current shot
+    stride: int = 1
+    candidates: list[Candidate[T]] = field(default_factory=list)
+
+    def wants(self, index: int) -> bool:
+        """Whether frame `index` would be admitted (score it only then)."""
+        return not self.candidates or index - self.candidates[-1].index >= self.stride
+
+    def offer(self, index: int, score: float, item: T) -> None:
+        if not self.wants(index):
+            self.release(item)
+            return
+        self.candidates.append(Candidate(index, score, item))
+        if len(self.candidates) > self.max_candidates:
+            self.stride *= 2
+            for dropped in self.candidates[1::2]:
+                self.release(dropped.item)
+            self.candidates = self.candidates[::2]
+
+    def drop_range(self, start: int, end: int) -> None:
+        """Forget candidates in frames [start, end): mixed frames of a transition."""
+        inside = [c for c in self.candidates if start <= c.index < end]
+        for c in inside:
+            self.release(c.item)
+        self.candidates = [c for c in self.candidates if not start <= c.index < end]
+
+    def split(self, cut: int) -> list[Candidate[T]]:
+        """End the current shot at `cut` (exclusive): return its candidates and start the
+        next shot with the candidates at or after `cut` (the detector reports cuts late)."""
+        done = [c for c in self.candidates if c.index < cut]
+        self.candidates = [c for c in self.candidates if c.index >= cut]
+        self.start, self.stride = cut, 1
+        return done
+
+
+def choose(
+    candidates: Sequence[Candidate[T]], clean_start: int, clean_end: int, n: int
+) -> list[Candidate[T]]:
+    """The sharpest candidate in each of `n` equal parts of [clean_start, clean_end).
+
+    Parts without a candidate are skipped, so fewer than `n` may come back (very short
+    shots); candidates outside the clean span are never chosen.
+    """
+    inside = [c for c in candidates if clean_start <= c.index < clean_end]
+    if not inside or n <= 0:
+        return []
+    edges = np.linspace(clean_start, clean_end, n + 1)
+    chosen = []
+    for lo, hi in itertools.pairwise(edges):
+        part = [c for c in inside if lo <= c.index < hi]
+        if part:
+            chosen.append(max(part, key=lambda c: c.score))
+    return chosen

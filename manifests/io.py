@@ -1,0 +1,157 @@
+"""Reading and writing manifests: atomic, validated, self-describing.
+
+Every file is written to a temporary name beside its target and moved into place with
+`os.replace`, so a crash or Ctrl-C never leaves a half-written manifest under the final
+name. Every file carries its schema version, the tool version, its kind and the full
+config that made it in the Parquet key-value metadata.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from manifests import layout
+from manifests.errors import ManifestError, ManifestNotFoundError, SchemaError
+from manifests.schema import (
+    META_CONFIG,
+    META_INFO,
+    META_KIND,
+    META_SCHEMA_VERSION,
+    META_TOOL_VERSION,
+    REQUIRED_FRAME_COLUMNS,
+    SCHEMA_VERSION,
+)
+
+TOOL_VERSION = "0.1.0"
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; move it onto `target` only on success."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def build_metadata(
+    kind: str, config: Mapping[str, Any], info: Mapping[str, Any]
+) -> dict[bytes, bytes]:
+    return {
+        META_SCHEMA_VERSION: str(SCHEMA_VERSION).encode(),
+        META_TOOL_VERSION: TOOL_VERSION.encode(),
+        META_KIND: kind.encode(),
+        META_CONFIG: json.dumps(config, sort_keys=True, default=str).encode(),
+        META_INFO: json.dumps(info, sort_keys=True, default=str).encode(),
+    }
+
+
+def write_table(
+    df: pd.DataFrame,
+    path: str | os.PathLike[str],
+    schema: pa.Schema,
+    *,
+    kind: str,
+    config: Mapping[str, Any],
+    info: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write `df` as Parquet with `schema` (columns in schema order) atomically."""
+    missing = [name for name in schema.names if name not in df.columns]
+    if missing:
+        raise SchemaError(f"cannot write {kind} manifest: columns missing {missing}")
+    table = pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False)
+    table = table.replace_schema_metadata(build_metadata(kind, config, info or {}))
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return path
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The decoded key-value metadata of a manifest: schema_version, tool_version, kind,
+    config and info (the latter two as dicts)."""
+    path = _existing_file(path)
+    try:
+        raw = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowException) as exc:
+        raise ManifestError(f"{path}: not a readable Parquet file ({exc}); rebuild it") from exc
+    meta: dict[str, Any] = {
+        "schema_version": int(raw.get(META_SCHEMA_VERSION, b"0")),
+        "tool_version": raw.get(META_TOOL_VERSION, b"").decode(),
+        "kind": raw.get(META_KIND, b"").decode(),
+    }
+    for key, name in ((META_CONFIG, "config"), (META_INFO, "info")):
+        meta[name] = json.loads(raw[key]) if key in raw else {}
+    return meta
+
+
+def read_frames(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read one frame manifest, checking its schema version and required columns."""
+    path = _existing_file(path)
+    meta = read_metadata(path)
+    version = meta["schema_version"]
+    if version != SCHEMA_VERSION:
+        raise SchemaError(
+            f"{path}: schema version {version}, this tool reads version {SCHEMA_VERSION}; "
+            "re-run extract-frames / build-dataset with this version to rewrite it"
+        )
+    df = pd.read_parquet(path)
+    validate_frames(df, source=str(path))
+    return df
+
+
+def validate_frames(df: pd.DataFrame, source: str = "manifest") -> None:
+    missing = [c for c in REQUIRED_FRAME_COLUMNS if c not in df.columns]
+    if missing:
+        raise SchemaError(
+            f"{source}: missing columns {', '.join(missing)}; "
+            "it was not written by filmcolor, or by an incompatible version: rebuild it"
+        )
+
+
+def load_frames(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, Path]:
+    """All frame rows under a dataset folder or in one manifest file, and the root that
+    their `image_path` values are relative to.
+
+    A folder with a merged dataset manifest gives that; otherwise the per-film manifests
+    under it are concatenated.
+    """
+    path = Path(path)
+    if path.is_file():
+        return read_frames(path), layout.root_of_manifest(path)
+    if not path.is_dir():
+        raise ManifestNotFoundError(f"{path}: no such dataset folder or manifest file")
+    dataset = layout.dataset_manifest(path)
+    if dataset.is_file():
+        return read_frames(dataset), path
+    films = layout.film_manifests(path)
+    if not films:
+        raise ManifestNotFoundError(
+            f"{path}: no manifests found (expected {layout.DATASET_MANIFEST} or "
+            f"{layout.FILMS_DIR}/*.parquet); run extract-frames or build-dataset first"
+        )
+    frames = pd.concat([read_frames(f) for f in films], ignore_index=True)
+    return frames, path
+
+
+def _existing_file(path: str | os.PathLike[str]) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestNotFoundError(f"{path}: manifest not found")
+    return path

