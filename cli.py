@@ -59,37 +59,50 @@ def main() -> None:
 # --- filmdata commands ---------------------------------------------------------------
 
 
+def extract_options(func: F) -> F:
+    """The options that settle an ExtractConfig, shared by extract-frames and build-dataset."""
+    for option in reversed(_EXTRACT_OPTIONS):
+        func = option(func)
+    return func
+
+
+_EXTRACT_OPTIONS = [
+    click.option("--detector", default="film", show_default=True,
+                 help="Shot detector: film (flash-proof, finds dissolves and fades), content, "
+                      "adaptive, histogram, hash, threshold."),
+    click.option("--threshold", type=float, default=None,
+                 help="Detector threshold; default: the detector's tuned value."),
+    click.option("--min-shot", "min_shot_s", type=float, default=None,
+                 help="Minimum shot length in seconds."),
+    click.option("--frames-per-shot", default="3-5", show_default=True,
+                 help="A number (4) or a range (3-5): longer shots get more frames."),
+    click.option("--wb", type=click.Choice(["shades-of-gray", "gray-world", "none"]),
+                 default="shades-of-gray", show_default=True, help="Per-shot white balance."),
+    click.option("--exposure", type=click.Choice(["percentile", "none"]), default="percentile",
+                 show_default=True, help="Per-shot exposure correction."),
+    click.option("--dark-luma", type=float, default=None,
+                 help="Reject frames whose mean luma (0-255) is below this [default: 25]."),
+    click.option("--min-colorfulness", type=float, default=None,
+                 help="Reject near-colourless frames (title cards) below this (try 6)."),
+    click.option("--format", "image_format", type=click.Choice(["jpg", "png"]), default="jpg",
+                 show_default=True, help="Image format."),
+    click.option("--quality", "jpeg_quality", type=click.IntRange(1, 100), default=95,
+                 show_default=True, help="JPEG quality."),
+    click.option("--max-side", type=click.IntRange(16), default=None,
+                 help="Resize so the longer side <= this many pixels."),
+    click.option("--write-rejected", is_flag=True, help="Also write rejected frames' images."),
+    click.option("--force", is_flag=True, help="Redo films whose manifest already exists."),
+    click.option("--quiet", "-q", is_flag=True, help="No progress bars."),
+]
+
+
 @main.command("extract-frames")
 @click.argument("films", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), default=Path("data"),
               show_default=True, help="Dataset folder: images/ and manifests/ go under it.")
-@click.option("--detector", default="film", show_default=True,
-              help="Shot detector: film (flash-proof, finds dissolves and fades), content, "
-                   "adaptive, histogram, hash, threshold.")
-@click.option("--threshold", type=float, default=None,
-              help="Detector threshold; default: the detector's tuned value.")
-@click.option("--min-shot", "min_shot_s", type=float, default=None,
-              help="Minimum shot length in seconds.")
-@click.option("--frames-per-shot", default="3-5", show_default=True,
-              help="A number (4) or a range (3-5): longer shots get more frames.")
-@click.option("--wb", type=click.Choice(["shades-of-gray", "gray-world", "none"]),
-              default="shades-of-gray", show_default=True, help="Per-shot white balance.")
-@click.option("--exposure", type=click.Choice(["percentile", "none"]), default="percentile",
-              show_default=True, help="Per-shot exposure correction.")
-@click.option("--dark-luma", type=float, default=None,
-              help="Reject frames whose mean luma (0-255) is below this. Default: tuned value.")
-@click.option("--min-colorfulness", type=float, default=None,
-              help="Reject near-colourless frames (title cards) below this colourfulness.")
-@click.option("--dedup", "dedup_distance", type=int, default=None,
-              help="Reject near-duplicates within this perceptual-hash distance (0-64).")
-@click.option("--format", "image_format", type=click.Choice(["jpg", "png"]), default="jpg",
-              show_default=True, help="Image format.")
-@click.option("--quality", "jpeg_quality", type=click.IntRange(1, 100), default=95,
-              show_default=True, help="JPEG quality.")
-@click.option("--max-side", type=int, default=None, help="Resize so the longer side <= this.")
-@click.option("--write-rejected", is_flag=True, help="Also write rejected frames' images.")
-@click.option("--force", is_flag=True, help="Redo films whose manifest already exists.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@extract_options
+@click.option("--dedup", "dedup_distance", type=click.IntRange(0, 64), default=None,
+              help="Reject near-duplicates within this perceptual-hash distance (try 6).")
 @one_line_errors
 def extract_frames(films: tuple[Path, ...], out: Path, **opts: Any) -> None:
     """Extract sampled, corrected frames and a Parquet manifest from each FILM.
@@ -128,7 +141,8 @@ def _extract_config(opts: dict[str, Any]) -> Any:
     if opts["min_shot_s"] is not None:
         shots["min_shot_s"] = opts["min_shot_s"]
     filters: dict[str, Any] = {
-        "min_colorfulness": opts["min_colorfulness"], "dedup_distance": opts["dedup_distance"],
+        "min_colorfulness": opts["min_colorfulness"],
+        "dedup_distance": opts.get("dedup_distance"),
     }
     if opts["dark_luma"] is not None:
         filters["dark_luma"] = opts["dark_luma"]
@@ -164,6 +178,106 @@ def _report_film(result: Any, quiet: bool) -> None:
             + "; extracted what could be decoded",
             err=True,
         )
+
+
+@main.command("build-dataset")
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--out", "out", type=click.Path(path_type=Path), default=Path("data"),
+              show_default=True, help="Dataset folder.")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Parallel films [default: the number of cores].")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True, help="local: a process pool; ray: a Ray cluster.")
+@click.option("--address", default=None,
+              help="Ray cluster address (else RAY_ADDRESS, else a local Ray).")
+@click.option("--split-by", type=click.Choice(["film", "shot"]), default="film",
+              show_default=True, help="Unit of the train/val/test split (never frames).")
+@click.option("--val-fraction", type=click.FloatRange(0, 1), default=0.1, show_default=True)
+@click.option("--test-fraction", type=click.FloatRange(0, 1), default=0.1, show_default=True)
+@click.option("--split-seed", type=int, default=0, show_default=True,
+              help="Seed of the split draw; keep it fixed as the dataset grows.")
+@click.option("--dedup", "dedup_distance", type=click.IntRange(0, 64), default=None,
+              help="Reject near-duplicates across shots and films within this pHash distance "
+                   "(try 6).")
+@click.option("--image-max-side", type=click.IntRange(16), default=None,
+              help="Resize still images so the longer side <= this.")
+@extract_options
+@one_line_errors
+def build_dataset(inputs: tuple[Path, ...], out: Path, **opts: Any) -> None:
+    """Build one training set from INPUTS: film files, folders of films, CSV lists of films
+    (columns path[,title,year,...]) and folders of still images.
+
+    Films go through the extract-frames pipeline, several at a time; still images are
+    indexed into the same manifest schema. The per-film manifests are merged into
+    OUT/manifests/dataset.parquet with train/val/test splits by film (or shot). A film
+    that fails does not stop the others; the run then exits 1, and a rerun redoes only
+    what failed or is missing.
+    """
+    from filmdata.build import BuildConfig
+    from filmdata.build import build_dataset as build
+    from filmdata.filters import FilterConfig
+    from filmdata.images import ImageSetConfig
+    from manifests.dataset import DedupConfig, SplitConfig
+
+    extract_cfg = _extract_config(opts)
+    cfg = BuildConfig(
+        extract=extract_cfg,
+        images=ImageSetConfig(
+            max_side=opts["image_max_side"], jpeg_quality=opts["jpeg_quality"],
+            filters=FilterConfig(dark_luma=extract_cfg.filters.dark_luma,
+                                 min_colorfulness=extract_cfg.filters.min_colorfulness),
+        ),
+        split=SplitConfig(split_by=opts["split_by"], val_fraction=opts["val_fraction"],
+                          test_fraction=opts["test_fraction"], seed=opts["split_seed"]),
+        dedup=DedupConfig(max_distance=opts["dedup_distance"]),
+    )
+    report = build(inputs, out, cfg, engine=opts["engine"], workers=opts["workers"],
+                   address=opts["address"], force=opts["force"], progress=not opts["quiet"])
+    if not opts["quiet"] and len(report.summary):
+        click.echo(report.summary.to_string(index=False))
+    if report.dataset is not None and not opts["quiet"]:
+        click.echo(f"dataset: {report.dataset}")
+    if report.failures:
+        click.echo(f"{len(report.failures)} of {len(report.results)} input(s) failed:", err=True)
+        for failure in report.failures:
+            click.echo(f"  {failure.source_path}: {failure.error}", err=True)
+        sys.exit(1)
+
+
+@main.command("sample-film")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--seconds", type=click.FloatRange(5, 3600), default=60, show_default=True,
+              help="Approximate length.")
+@click.option("--size", default="640x360", show_default=True, help="WIDTHxHEIGHT, both even.")
+@click.option("--fps", type=float, default=24.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--audio/--no-audio", default=True, show_default=True)
+@one_line_errors
+def sample_film(path: Path, seconds: float, size: str, fps: float, seed: int, audio: bool) -> None:
+    """Make a synthetic film at PATH from real photographs, with known shots.
+
+    Pans and zooms, grain, flicker, a colour cast, dark night shots, a grey title card,
+    flashes, cuts, dissolves and fades: material to try extract-frames on. The ground
+    truth (shots and transitions) is written beside it as PATH.truth.json.
+    """
+    import dataclasses
+    import json
+
+    from filmdata.errors import ConfigError
+    from filmdata.synthetic import make_film, standard_plan
+
+    try:
+        width, height = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--size {size!r}: give WIDTHxHEIGHT, e.g. 640x360") from None
+    if width % 2 or height % 2 or min(width, height) < 32:
+        raise ConfigError(f"--size {size!r}: both sides must be even and at least 32")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plan = standard_plan(seed=seed, n_shots=max(2, round(seconds / 3.0)), fps=fps)
+    truth = make_film(path, plan, size=(width, height), fps=fps, seed=seed, audio=audio)
+    facts = {k: v for k, v in dataclasses.asdict(truth).items() if k != "pts_s"}
+    path.with_name(path.name + ".truth.json").write_text(json.dumps(facts, default=str, indent=1))
+    click.echo(f"{path}: {truth.n_frames} frames, {len(truth.shots)} shots")
 
 
 # --- colorizer commands --------------------------------------------------------------

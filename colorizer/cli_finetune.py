@@ -55,8 +55,6 @@ def finetune_vgg(
 ) -> None:
     """Fine-tune VGG-16 on grey images of a dataset, for the chen model's --vgg-weights."""
     try:
-        from manifests import load_frames
-
         from colorizer.vgg_finetune import VggFinetuneConfig, finetune_vgg, kept_image_paths
 
         cfg = VggFinetuneConfig(
@@ -71,6 +69,8 @@ def finetune_vgg(
             quiet=quiet,
             resume=resume,
         )
+        from manifests import load_frames
+
         frames, root = load_frames(data)
         result = finetune_vgg(cfg, kept_image_paths(frames, root))
     except ColorizerError as exc:

@@ -84,7 +84,7 @@ def read_weights_file(path: Path | str, kind: _Kind) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, not a pickle, foreign objects: all the same to users
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        reason = str(exc).strip().split(". ")[0][:120] or type(exc).__name__
         raise WeightsError(
             f"cannot read {path} as a PyTorch weights file ({reason}); it is truncated or not a "
             f"checkpoint, expected {kind.name}. {kind.hint}"
@@ -211,6 +211,10 @@ def load_eccv16_weights(model: ColorizationNet, path: Path | str) -> LoadReport:
     state = _tensor_dict(read_weights_file(path, _ECCV16), path, _ECCV16)
     _check_shapes(state, _eccv16_shapes(), path, _ECCV16)
     target = model.state_dict()
+    # a layer is loaded whole or not at all: one tensor of another shape skips all of its tensors
+    misfit = {
+        k.rsplit(".", 1)[0] for k, v in state.items() if k in target and target[k].shape != v.shape
+    }
     loaded: list[str] = []
     skipped: list[tuple[str, str]] = []
     for key, value in state.items():
@@ -219,6 +223,8 @@ def load_eccv16_weights(model: ColorizationNet, path: Path | str) -> LoadReport:
         elif target[key].shape != value.shape:
             shapes = f"{tuple(value.shape)} in file, {tuple(target[key].shape)} in model"
             skipped.append((key, f"shape {shapes}"))
+        elif key.rsplit(".", 1)[0] in misfit:
+            skipped.append((key, "its layer's weight has another shape"))
         else:
             loaded.append(key)
     model.load_state_dict({k: state[k] for k in loaded}, strict=False)

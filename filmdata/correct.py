@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from filmdata.errors import ConfigError
+
 WB_METHODS = ("shades-of-gray", "gray-world", "none")
 EXPOSURE_METHODS = ("percentile", "none")
 
@@ -53,19 +55,19 @@ class CorrectionConfig:
 
     def __post_init__(self) -> None:
         if self.wb not in WB_METHODS:
-            raise ValueError(f"wb must be one of {WB_METHODS}, got {self.wb!r}")
+            raise ConfigError(f"wb must be one of {WB_METHODS}, got {self.wb!r}")
         if self.exposure not in EXPOSURE_METHODS:
-            raise ValueError(f"exposure must be one of {EXPOSURE_METHODS}, got {self.exposure!r}")
+            raise ConfigError(f"exposure must be one of {EXPOSURE_METHODS}, got {self.exposure!r}")
         if self.wb_power < 1:
-            raise ValueError(f"wb_power must be >= 1, got {self.wb_power}")
+            raise ConfigError(f"wb_power must be >= 1, got {self.wb_power}")
         if self.wb_max_gain < 1 or self.exposure_max_gain < 1:
-            raise ValueError("wb_max_gain and exposure_max_gain must be >= 1")
+            raise ConfigError("wb_max_gain and exposure_max_gain must be >= 1")
         if not 0 < self.exposure_min_gain <= 1:
-            raise ValueError(f"exposure_min_gain must be in (0, 1], got {self.exposure_min_gain}")
+            raise ConfigError(f"exposure_min_gain must be in (0, 1], got {self.exposure_min_gain}")
         if not 0 <= self.exposure_low_pct < self.exposure_high_pct <= 100:
-            raise ValueError("need 0 <= exposure_low_pct < exposure_high_pct <= 100")
+            raise ConfigError("need 0 <= exposure_low_pct < exposure_high_pct <= 100")
         if not 0 <= self.exposure_max_offset < 128:
-            raise ValueError(f"exposure_max_offset must be in [0, 128), got "
+            raise ConfigError(f"exposure_max_offset must be in [0, 128), got "
                              f"{self.exposure_max_offset}")
 
 
@@ -143,13 +145,12 @@ def estimate_shot_correction(frames: Sequence[np.ndarray], cfg: CorrectionConfig
         raise ValueError("estimate_shot_correction needs at least one frame")
     pixels = _shot_pixels(frames)  # (n, 3) uint8
     offset = _black_offset(pixels, cfg) if cfg.exposure == "percentile" else 0.0
-    partial = ShotCorrection((1.0, 1.0, 1.0), 1.0, offset)
-    gains = _wb_gains(_apply_to_pixels(pixels, partial), cfg) if cfg.wb != "none" else (
-        1.0, 1.0, 1.0)
-    if cfg.exposure == "none":
-        return ShotCorrection(gains, 1.0, 0.0)
-    partial = ShotCorrection(gains, 1.0, offset)
-    gain = _exposure_gain(_apply_to_pixels(pixels, partial), cfg)
+    gains = (1.0, 1.0, 1.0)
+    if cfg.wb != "none":
+        gains = _wb_gains(_apply_to_pixels(pixels, ShotCorrection(gains, 1.0, offset)), cfg)
+    gain = 1.0
+    if cfg.exposure == "percentile":
+        gain = _exposure_gain(_apply_to_pixels(pixels, ShotCorrection(gains, 1.0, offset)), cfg)
     return ShotCorrection(gains, gain, offset)
 
 

@@ -19,5 +19,5 @@ class OutputError(FilmDataError):
     """The output folder cannot be created or written."""
 
 
-class ConfigError(FilmDataError):
+class ConfigError(FilmDataError, ValueError):
     """An option has an impossible value."""

@@ -94,7 +94,8 @@ def extract_film(
     cfg = cfg or ExtractConfig()
     started = time.perf_counter()
     path, out_root = Path(path), Path(out_root)
-    with FilmDecoder(path, cfg.decode, cfg.shots.analysis_width) as decoder:  # validates the film before any output
+    # Opening the decoder validates the film before any output is made.
+    with FilmDecoder(path, cfg.decode, cfg.shots.analysis_width) as decoder:
         film_id = film_id_for(path)
         manifest_path = layout.film_manifest(out_root, film_id)
         if not force and _already_done(manifest_path, cfg):

@@ -15,8 +15,10 @@ import cv2
 import numpy as np
 
 from filmdata.correct import luma  # BT.601, re-exported
+from filmdata.errors import ConfigError
 
 SCORE_WIDTH = 256  # frames wider than this are scored on an INTER_AREA copy this wide
+COLOR_WIDTH = 64  # colourfulness is measured on an INTER_AREA thumbnail this wide
 _POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
@@ -25,16 +27,16 @@ class FilterConfig:
     """Reject thresholds. Scores are measured on the frame before correction."""
 
     dark_luma: float = 25.0  # mean BT.601 luma (0-255) below which a frame is 'dark'
-    min_colorfulness: float | None = None  # None = off; below it a frame is 'grey' (try 10)
+    min_colorfulness: float | None = None  # None = off; below it a frame is 'grey' (try 6)
     dedup_distance: int | None = None  # None = off; max pHash Hamming distance (try 6)
 
     def __post_init__(self) -> None:
         if not 0 <= self.dark_luma <= 255:
-            raise ValueError(f"dark_luma must be in [0, 255], got {self.dark_luma}")
+            raise ConfigError(f"dark_luma must be in [0, 255], got {self.dark_luma}")
         if self.min_colorfulness is not None and self.min_colorfulness < 0:
-            raise ValueError(f"min_colorfulness must be >= 0, got {self.min_colorfulness}")
+            raise ConfigError(f"min_colorfulness must be >= 0, got {self.min_colorfulness}")
         if self.dedup_distance is not None and not 0 <= self.dedup_distance <= 64:
-            raise ValueError(f"dedup_distance must be in [0, 64], got {self.dedup_distance}")
+            raise ConfigError(f"dedup_distance must be in [0, 64], got {self.dedup_distance}")
 
 
 @dataclass(frozen=True)
@@ -74,25 +76,28 @@ def phash(rgb: np.ndarray) -> int:
 def score_frame(rgb: np.ndarray) -> FrameScores:
     """Scores of an RGB uint8 frame (h, w, 3) before correction, small or full size.
 
-    Frames wider than SCORE_WIDTH are first shrunk with INTER_AREA: the mean is kept,
-    the hash thumbnail is the same to within rounding, and grain (which would add to
-    colourfulness) is averaged out, so a full frame and its small copy score alike.
+    Frames wider than SCORE_WIDTH are first shrunk with INTER_AREA: the mean is kept and
+    the hash thumbnail is the same to within rounding, so a full frame and its small copy
+    score alike. Colourfulness is measured on a COLOR_WIDTH-wide thumbnail, so that film
+    grain and chroma noise (which average out there) do not count as colour: a grainy grey
+    card scores ~1.5-4 at any frame size, real colour frames keep their value (+-1).
     """
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an RGB array (h, w, 3), got shape {rgb.shape}")
-    small = _shrink(rgb)
+    small = _shrink(rgb, SCORE_WIDTH)
     return FrameScores(
         mean_luma=float(luma(small).mean()),
-        colorfulness=colorfulness(small),
+        colorfulness=colorfulness(_shrink(small, COLOR_WIDTH)),
         phash=phash(small),
     )
 
 
-def _shrink(rgb: np.ndarray) -> np.ndarray:
+def _shrink(rgb: np.ndarray, width: int) -> np.ndarray:
+    """An INTER_AREA copy at most `width` wide, aspect kept (the input if narrow enough)."""
     h, w = rgb.shape[:2]
-    if w <= SCORE_WIDTH:
+    if w <= width:
         return rgb
-    size = (SCORE_WIDTH, max(1, round(h * SCORE_WIDTH / w)))
+    size = (width, max(1, round(h * width / w)))
     return cv2.resize(np.ascontiguousarray(rgb), size, interpolation=cv2.INTER_AREA)
 
 
@@ -109,8 +114,8 @@ def reject_reason(scores: FrameScores, cfg: FilterConfig) -> str | None:
 
 
 def hamming(a: int, b: int) -> int:
-    """Number of differing bits of two 64-bit hashes."""
-    return bin((a ^ b) & 0xFFFF_FFFF_FFFF_FFFF).count("1")
+    """Number of differing bits of two 64-bit hashes (python ints or numpy uint64)."""
+    return bin((int(a) ^ int(b)) & 0xFFFF_FFFF_FFFF_FFFF).count("1")
 
 
 def mark_duplicates(

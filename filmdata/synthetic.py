@@ -214,11 +214,11 @@ class _ShotRenderer:
         if spec.kind == "dark":
             luma = float(cv2.cvtColor(self.source, cv2.COLOR_RGB2GRAY).mean())
             gains = gains * np.array(_NIGHT_TINT, np.float32) * (_DARK_LUMA / max(luma, 1.0))
-        self.gains = gains  # R, G, B
+        self.gains = gains.astype(np.float32)  # R, G, B
         self.flash_frames = {o + k for o, n in spec.flashes for k in range(n)}
 
-    def frame(self, t: int) -> np.ndarray:
-        """RGB float32 (h, w, 3), before grain and flicker."""
+    def frame(self, t: int, gain: float = 1.0) -> np.ndarray:
+        """RGB uint8 (h, w, 3) of local frame t, times ``gain`` (flicker, fade), no grain."""
         offset = self.start.copy()
         scale = 1.0
         motion = self.spec.motion
@@ -236,10 +236,10 @@ class _ShotRenderer:
         img = cv2.warpAffine(self.source, matrix, (self.width, self.height),
                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                              borderMode=cv2.BORDER_REFLECT)
-        out = img.astype(np.float32) * self.gains
+        img = cv2.transform(img, np.diag(self.gains * gain))  # per-channel gain, saturating
         if t in self.flash_frames:
-            out = out * 2.2 + 90.0  # overexposed: most of the frame burns out
-        return out
+            img = cv2.convertScaleAbs(img, alpha=2.2, beta=90.0)  # overexposed: burns out
+        return img
 
 
 def _timeline(shots: list[ShotSpec], transitions: list[TransitionSpec]):
@@ -310,6 +310,23 @@ def _open_video_stream(container, codec: str, fps: float, size: tuple[int, int],
     return stream
 
 
+def _grain_field(
+    rng: np.random.Generator, std: float, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Monochrome film grain as (positive part, negative part), uint8 (h, w, 3) each."""
+    noise = rng.normal(0.0, std, size=(height, width, 1)).round().clip(-127, 127)
+    noise = np.repeat(noise, 3, axis=2)
+    return noise.clip(0, None).astype(np.uint8), (-noise).clip(0, None).astype(np.uint8)
+
+
+def _video_frame(rgb: np.ndarray, pix_fmt: str) -> av.VideoFrame:
+    """A PyAV frame; yuv420p is converted by OpenCV (BT.601 limited range, as FFmpeg
+    assumes for untagged video) because it is several times faster than swscale."""
+    if pix_fmt == "yuv420p":
+        return av.VideoFrame.from_ndarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), "yuv420p")
+    return av.VideoFrame.from_ndarray(rgb, format="rgb24")
+
+
 class _SineTrack:
     """A 440 Hz sine audio track (AAC; mp2 in MPEG-PS), written alongside the video."""
 
@@ -328,7 +345,10 @@ class _SineTrack:
             n = min(chunk, target - self.written)
             t = np.arange(self.written, self.written + n) / self.rate
             wave = 0.2 * np.sin(2 * np.pi * 440.0 * t)
-            data = wave.astype(np.float32) if self.fmt == "fltp" else (wave * 32767).astype(np.int16)
+            if self.fmt == "fltp":
+                data = wave.astype(np.float32)
+            else:
+                data = (wave * 32767).astype(np.int16)
             frame = av.AudioFrame.from_ndarray(data[None, :], format=self.fmt, layout="mono")
             frame.sample_rate = self.rate
             frame.pts = self.written
@@ -373,8 +393,7 @@ def make_film(
     rng = np.random.default_rng(seed)
     renderers = [_ShotRenderer(s, width, height, rng) for s in shots]
     spans, truth, total, pure_starts = _truth_spans(shots, transitions)
-    # A bank of grain fields, (k, h, w, 1) int16; each frame picks one and flips it.
-    bank = (rng.normal(0, grain, size=(8, height, width, 1))).round().astype(np.int16)
+    bank = [_grain_field(rng, grain, width, height) for _ in range(8)]  # each frame picks one
 
     codec = codec or _CONTAINER_CODEC.get(path.suffix.lower(), "libx264")
     step_ms = 1000.0 / fps
@@ -384,13 +403,14 @@ def make_film(
         sound = _SineTrack(container, path.suffix.lower()) if audio else None
         pts = 0
         for index, parts in enumerate(_timeline(shots, transitions)):
-            img = sum(w * renderers[i].frame(t) for i, t, w in parts)
-            img = img * (1.0 + float(np.clip(rng.normal(0, flicker), -2 * flicker, 2 * flicker)))
-            noise = bank[rng.integers(len(bank))]
-            if rng.random() < 0.5:
-                noise = noise[::-1]
-            rgb = np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            gain = 1.0 + float(np.clip(rng.normal(0, flicker), -2 * flicker, 2 * flicker))
+            (i, t, w), *rest = parts
+            rgb = renderers[i].frame(t, w * gain)
+            for i, t, w in rest:  # the other shot of a dissolve
+                rgb = cv2.add(rgb, renderers[i].frame(t, w * gain))
+            lighter, darker = bank[int(rng.integers(len(bank)))]
+            rgb = cv2.subtract(cv2.add(rgb, lighter), darker)  # zero-mean grain, saturating
+            frame = _video_frame(rgb, pix_fmt)
             if vfr:
                 frame.pts = pts
                 frame.time_base = Fraction(1, 1000)

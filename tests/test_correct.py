@@ -283,7 +283,8 @@ def test_lifted_black_level_is_removed():
     corr = estimate_shot_correction(lifted, CorrectionConfig(wb="none"))
     assert 12 <= corr.exposure_offset <= 20
     fixed = [apply_correction(f, corr) for f in lifted]
-    err = [np.mean([np.abs(a.astype(np.float32) - b).mean() for a, b in zip(fs, frames, strict=True)])
+    err = [np.mean([np.abs(a.astype(np.float32) - b).mean()
+                    for a, b in zip(fs, frames, strict=True)])
            for fs in (lifted, fixed)]
     assert err[1] < 0.5 * err[0], err
     capped = CorrectionConfig(wb="none", exposure_max_offset=5.0)

@@ -104,7 +104,8 @@ def test_colour_cast_is_corrected_towards_neutral(standard_film, tmp_path) -> No
     assert corrected_angle < 0.6 * plain_angle, (plain_angle, corrected_angle)
     row = corrected.shots.iloc[cast_shot]
     assert row["wb_gain_r"] < 1.0 < row["wb_gain_b"]  # the cast was red-heavy, blue-poor
-    assert (plain.frames[["wb_gain_r", "wb_gain_g", "wb_gain_b", "exposure_gain"]] == 1.0).all().all()
+    applied = plain.frames[["wb_gain_r", "wb_gain_g", "wb_gain_b", "exposure_gain"]]
+    assert (applied == 1.0).all().all()
 
 
 def test_rerun_skips_and_force_redoes(standard_extraction: Extraction) -> None:

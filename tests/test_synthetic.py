@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import av
@@ -58,7 +59,7 @@ def test_standard_plan_has_the_realistic_mix() -> None:
     assert sum(s.cast != (1.0, 1.0, 1.0) for s in shots) == 1
     assert sum(len(s.flashes) for s in shots) >= 1
     assert {s.motion for s in shots} & {"pan", "zoom"}
-    assert all(a.photo != b.photo for a, b in zip(shots, shots[1:]))
+    assert all(a.photo != b.photo for a, b in itertools.pairwise(shots))
     assert standard_plan(seed=5) == (shots, transitions)
     assert standard_plan(seed=6) != (shots, transitions)
 
@@ -68,9 +69,9 @@ def test_frame_count_and_spans_match_the_truth(film) -> None:
     assert len(frames) == truth.n_frames
     assert frames[0].shape == (truth.height, truth.width, 3)
     assert truth.shots[0][0] == 0 and truth.shots[-1][1] == truth.n_frames
-    for (_, end), (start, _) in zip(truth.shots, truth.shots[1:]):
+    for (_, end), (start, _) in itertools.pairwise(truth.shots):
         assert end == start
-    for tr, (start, _) in zip(truth.transitions, truth.shots[1:]):
+    for tr, (start, _) in zip(truth.transitions, truth.shots[1:], strict=True):
         assert tr.start <= tr.cut == start <= tr.end
         assert (tr.start == tr.end) == (tr.kind == "cut")
     assert np.all(np.diff(times) > 0)

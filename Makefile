@@ -1,0 +1,28 @@
+# filmcolor: the two commands of the README.
+#   make demo   install, make a sample film, extract its frames, show the manifest
+#   make test   install, lint, run the tests
+PYTHON ?= python3
+DEMO ?= demo_out
+
+.PHONY: install demo test lint bench
+
+install:
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+
+demo: install
+	$(PYTHON) cli.py sample-film $(DEMO)/films/sample_film.mp4 --seconds 60
+	$(PYTHON) cli.py extract-frames $(DEMO)/films/sample_film.mp4 --out $(DEMO)/data
+	$(PYTHON) -c "import manifests; df, root = manifests.load_frames('$(DEMO)/data'); \
+	print(df.groupby(['status', 'reject_reason'], dropna=False).size().to_string()); \
+	print(df[['shot_index', 'frame_index', 'pts_s', 'mean_luma', 'status', 'image_path']].head(12).to_string())"
+
+lint: install
+	$(PYTHON) -m ruff check .
+
+test: install
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m pytest -q
+
+bench: install
+	$(PYTHON) bench/bench_extract.py
+	$(PYTHON) bench/bench_shots.py

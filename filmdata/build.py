@@ -1,0 +1,377 @@
+"""build-dataset: many films and still-image folders into one auditable training set.
+
+    inputs (films, folders, CSV lists, image folders) --resolve_inputs--> Tasks
+    --run_task, one per film or image chunk, in a process pool or on Ray--> per-film manifests
+    --manifests.dataset.merge (splits, cross-shot dedup)--> manifests/dataset.parquet
+
+Each task is idempotent and writes its manifest atomically, last: a failed or killed task
+leaves nothing, and a rerun redoes only what failed or is missing. `run_task` never raises
+for bad input; it returns a failed `FilmResult` with the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import manifests
+from filmdata.config import ExtractConfig
+from filmdata.errors import ConfigError, FilmDataError, FilmOpenError
+from filmdata.extract import FilmResult, extract_film, film_id_for
+from filmdata.images import ImageSetConfig, image_set_id, index_images, is_image, list_images
+from manifests import FRAME_SCHEMA, layout
+from manifests.dataset import DedupConfig, SplitConfig, merge, write_dataset
+
+VIDEO_EXTENSIONS = frozenset({
+    ".mkv", ".mp4", ".m4v", ".mov", ".avi", ".mpg", ".mpeg", ".m2v", ".vob", ".ts", ".m2ts",
+    ".mts", ".webm", ".wmv", ".flv", ".ogv", ".dv", ".mxf",
+})
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One idempotent unit of work: a film, or a chunk of an image folder."""
+
+    kind: str  # "film" | "images"
+    path: str  # the film file, or the image folder
+    files: tuple[str, ...] = ()  # images of this chunk (kind "images")
+    set_id: str = ""  # manifest id of the chunk (kind "images")
+    first_index: int = 0  # number of the chunk's first image within the folder
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    images: ImageSetConfig = field(default_factory=ImageSetConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    images_per_task: int = 2000  # still images per task (one manifest each)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    results: tuple[FilmResult, ...]
+    dataset: Path | None  # the merged manifest; None when nothing succeeded
+    summary: pd.DataFrame  # one row per film / image chunk
+
+    @property
+    def failures(self) -> list[FilmResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+
+# -- inputs ---------------------------------------------------------------------------
+
+
+def resolve_inputs(
+    inputs: Sequence[str | os.PathLike[str]], images_per_task: int = 2000
+) -> tuple[list[Task], pd.DataFrame]:
+    """Tasks for every input, and a table of per-film facts from CSV lists (film_id,
+    title, year and any extra columns). Raises `FilmDataError` before any work starts."""
+    if not inputs:
+        raise ConfigError("no inputs: give film files, folders or a CSV list of films")
+    films: list[Path] = []
+    image_folders: list[Path] = []
+    sources: list[pd.DataFrame] = []
+    for raw in inputs:
+        path = Path(raw)
+        if not path.exists():
+            raise FilmOpenError(f"{path}: no such file or folder")
+        if path.is_dir():
+            found = _videos_in(path)
+            films.extend(found)
+            if any(is_image(p) for p in path.rglob("*")):
+                image_folders.append(path)
+            elif not found:
+                raise FilmOpenError(f"{path}: folder holds no films and no images")
+        elif path.suffix.lower() == ".csv":
+            listed = read_film_list(path)
+            films.extend(Path(p) for p in listed["path"])
+            sources.append(listed)
+        else:
+            films.append(path)  # any other file is taken as a film; decode tells if not
+    tasks = [Task("film", str(p)) for p in _unique(films)]
+    for folder in _unique(image_folders):
+        tasks.extend(_image_tasks(folder, images_per_task))
+    table = pd.concat(sources, ignore_index=True) if sources else pd.DataFrame()
+    if len(table):
+        table = table.drop_duplicates("film_id").drop(columns=["path"])
+    return tasks, table
+
+
+def read_film_list(csv_path: Path) -> pd.DataFrame:
+    """A CSV list of films: a `path` column (relative to the CSV's folder or absolute),
+    optional `title` and `year`, any extra columns kept. Adds `film_id`."""
+    try:
+        table = pd.read_csv(csv_path, dtype={"path": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{csv_path}: not a readable CSV ({exc})") from exc
+    if "path" not in table.columns:
+        raise ConfigError(
+            f"{csv_path}: no 'path' column (found: {', '.join(map(str, table.columns))}); "
+            "the list needs columns path[,title,year,...]"
+        )
+    table["path"] = [str(_resolve(csv_path.parent, p)) for p in table["path"].fillna("")]
+    missing = [p for p in table["path"] if not Path(p).is_file()]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        shown = ", ".join(missing[:3]) + more
+        raise FilmOpenError(f"{csv_path}: {len(missing)} listed film(s) not found: {shown}")
+    table["film_id"] = [film_id_for(p) for p in table["path"]]
+    return table
+
+
+def _resolve(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _videos_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*")
+                  if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+
+
+def _unique(paths: Iterable[Path]) -> list[Path]:
+    seen: dict[Path, None] = {}
+    for p in paths:
+        seen.setdefault(p.resolve(), None)
+    return list(seen)
+
+
+def _image_tasks(folder: Path, per_task: int) -> list[Task]:
+    files = list_images(folder)
+    chunks = [files[i : i + per_task] for i in range(0, len(files), per_task)]
+    single = len(chunks) == 1
+    return [
+        Task("images", str(folder), tuple(str(f) for f in chunk),
+             image_set_id(folder, files, None if single else n), n * per_task)
+        for n, chunk in enumerate(chunks)
+    ]
+
+
+# -- one task ---------------------------------------------------------------------------
+
+
+def run_task(task: Task, out_root: str, cfg: BuildConfig, force: bool = False) -> FilmResult:
+    """Run one task; bad input or an unexpected fault becomes a failed result."""
+    started = time.perf_counter()
+    try:
+        if task.kind == "film":
+            return extract_film(task.path, out_root, cfg.extract, force=force, progress=False)
+        return _run_images(task, Path(out_root), cfg, force)
+    except (FilmDataError, manifests.ManifestError) as exc:
+        error = str(exc)
+    except Exception as exc:  # a bug or an OS fault in one film must not stop the others
+        error = f"internal error: {type(exc).__name__}: {exc}"
+    return FilmResult(task.path, None, "failed", seconds=time.perf_counter() - started,
+                      error=error)
+
+
+def _images_fingerprint(cfg: ImageSetConfig) -> str:
+    blob = json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode()
+    return hashlib.blake2b(blob, digest_size=8).hexdigest()
+
+
+def _run_images(task: Task, out_root: Path, cfg: BuildConfig, force: bool) -> FilmResult:
+    started = time.perf_counter()
+    manifest = layout.film_manifest(out_root, task.set_id)
+    fingerprint = _images_fingerprint(cfg.images)
+    if not force and manifest.is_file():
+        meta = manifests.read_metadata(manifest)
+        if meta["info"].get("config_fingerprint") == fingerprint:
+            return FilmResult(task.path, task.set_id, "skipped", manifest=str(manifest))
+    rows = index_images(Path(task.path), [Path(f) for f in task.files], task.set_id, out_root,
+                        cfg.images, first_index=task.first_index)
+    info = {"config_fingerprint": fingerprint, "images": len(rows),
+            "seconds": round(time.perf_counter() - started, 3)}
+    manifests.write_table(rows, manifest, FRAME_SCHEMA, kind="frames",
+                          config=dataclasses.asdict(cfg.images), info=info)
+    kept = rows["status"] == "kept"
+    return FilmResult(
+        task.path, task.set_id, "done", manifest=str(manifest), shots=len(rows),
+        candidates=len(rows), kept=int(kept.sum()),
+        rejected=rows.loc[~kept, "reject_reason"].value_counts().to_dict(),
+        seconds=time.perf_counter() - started,
+    )
+
+
+# -- engines ----------------------------------------------------------------------------
+
+
+def run_local(
+    tasks: Sequence[Task], out_root: Path, cfg: BuildConfig, *, force: bool, workers: int,
+    progress: bool,
+) -> list[FilmResult]:
+    """Run tasks in a pool of `workers` processes (in this process when 1)."""
+    bar = _progress(len(tasks), progress)
+    if workers <= 1 or len(tasks) <= 1:
+        results = []
+        for task in tasks:
+            results.append(run_task(task, str(out_root), cfg, force))
+            bar.update()
+        bar.close()
+        return results
+    results_by_task: dict[int, FilmResult] = {}
+    context = multiprocessing.get_context("spawn")  # no forked decoder or BLAS threads
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures: dict[Future[FilmResult], int] = {
+            pool.submit(run_task, task, str(out_root), cfg, force): i
+            for i, task in enumerate(tasks)
+        }
+        try:
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    i = futures[future]
+                    try:
+                        results_by_task[i] = future.result()
+                    except BrokenProcessPool:
+                        results_by_task[i] = FilmResult(
+                            tasks[i].path, None, "failed",
+                            error="worker process died (out of memory?); rerun to retry",
+                        )
+                    bar.update()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        finally:
+            bar.close()
+    return [results_by_task[i] for i in range(len(tasks))]
+
+
+def run_ray(
+    tasks: Sequence[Task], out_root: Path, cfg: BuildConfig, *, force: bool,
+    workers: int, address: str | None, progress: bool,
+) -> list[FilmResult]:
+    """Run the same tasks on a Ray cluster (`address`, RAY_ADDRESS, or a local Ray with
+    `workers` CPUs). Every node must see `out_root` and the inputs at the same paths."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise ConfigError("--engine ray needs Ray: pip install 'filmcolor[ray]'") from exc
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    init: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False,
+                            "include_dashboard": False}
+    if address is None:  # a local Ray: make this checkout importable by its workers
+        project = str(Path(__file__).resolve().parents[1])
+        init |= {"num_cpus": workers,
+                 "runtime_env": {"env_vars": {"PYTHONPATH": project}}}
+    else:
+        init["address"] = address
+    started_here = not ray.is_initialized()
+    ray.init(**init)
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=1)(run_task)
+        refs = [remote.remote(task, str(out_root), cfg, force) for task in tasks]
+        index = {ref: i for i, ref in enumerate(refs)}
+        results: dict[int, FilmResult] = {}
+        bar = _progress(len(tasks), progress)
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                i = index[ref]
+                try:
+                    results[i] = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    results[i] = FilmResult(tasks[i].path, None, "failed",
+                                            error=f"ray task failed: {exc}")
+                bar.update()
+        bar.close()
+        return [results[i] for i in range(len(tasks))]
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="film", desc="build-dataset", disable=not enabled,
+                dynamic_ncols=True)
+
+
+# -- the whole build ------------------------------------------------------------------
+
+
+def build_dataset(
+    inputs: Sequence[str | os.PathLike[str]],
+    out_root: str | os.PathLike[str],
+    cfg: BuildConfig | None = None,
+    *,
+    engine: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> BuildReport:
+    cfg = cfg or BuildConfig()
+    if engine not in ENGINES:
+        raise ConfigError(f"--engine {engine!r}: choose one of {ENGINES}")
+    out_root = Path(out_root)
+    workers = workers or os.cpu_count() or 1
+    tasks, sources = resolve_inputs(inputs, cfg.images_per_task)
+    if engine == "ray":
+        results = run_ray(tasks, out_root, cfg, force=force, workers=workers, address=address,
+                          progress=progress)
+    else:
+        results = run_local(tasks, out_root, cfg, force=force, workers=workers,
+                            progress=progress)
+    done = [Path(r.manifest) for r in results if r.status != "failed" and r.manifest]
+    dataset = None
+    frames = pd.DataFrame(columns=FRAME_SCHEMA.names)
+    if done:
+        frames = merge(done, cfg.split, cfg.dedup, sources)
+        info = {"inputs": [str(i) for i in inputs], "films": len(done),
+                "failed": [r.source_path for r in results if r.status == "failed"]}
+        dataset = write_dataset(out_root, frames, cfg.to_dict(), info)
+    return BuildReport(tuple(results), dataset, summarize(frames, results))
+
+
+def summarize(frames: pd.DataFrame, results: Sequence[FilmResult]) -> pd.DataFrame:
+    """Per film: shots, candidate frames, kept, rejected by reason, seconds, split."""
+    seconds = {r.film_id: _seconds(r) for r in results if r.film_id}
+    if frames.empty:
+        return pd.DataFrame(columns=["film_id", "kind", "shots", "frames", "kept", "seconds"])
+    grouped = frames.groupby("film_id", sort=True)
+    table = pd.DataFrame({
+        "kind": grouped["source_kind"].first(),
+        "shots": grouped["shot_index"].nunique(),
+        "frames": grouped.size(),
+        "kept": grouped["status"].apply(lambda s: int((s == "kept").sum())),
+    })
+    reasons = frames[frames["status"] != "kept"].pivot_table(
+        index="film_id", columns="reject_reason", values="frame_id", aggfunc="count",
+        fill_value=0,
+    )
+    table = table.join(reasons.add_prefix("rejected_"), how="left").fillna(0)
+    for column in table.columns:
+        if column.startswith("rejected_") or column in ("shots", "frames", "kept"):
+            table[column] = table[column].astype(int)
+    splits = grouped["split"].agg(lambda s: "/".join(sorted(set(s.dropna()))))
+    table["split"] = splits
+    table["seconds"] = [round(seconds.get(f, 0.0), 1) for f in table.index]
+    return table.reset_index()
+
+
+def _seconds(result: FilmResult) -> float:
+    """Time the film took; for a skipped film, the time recorded when it was done."""
+    if result.status == "skipped" and result.manifest:
+        return float(manifests.read_metadata(result.manifest)["info"].get("seconds", 0.0))
+    return result.seconds

@@ -1,0 +1,162 @@
+"""Shot detection on synthetic films with known transitions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from filmdata.shot_eval import ShotScore, match_transitions, score_transitions
+from filmdata.shots import (
+    DETECTORS,
+    ShotConfig,
+    ShotDetectionError,
+    ShotDetector,
+    Transition,
+)
+from filmdata.synthetic import FilmTruth, ShotSpec, TransitionSpec, make_film, standard_plan
+
+WIDTH = 256  # analysis width, pixels
+
+
+def _decode_small(path: Path, width: int = WIDTH) -> list[np.ndarray]:
+    """Every frame as RGB uint8 (h, width, 3)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        height = round(stream.height * width / stream.width / 2) * 2
+        return [
+            f.reformat(width=width, height=height, format="rgb24").to_ndarray()
+            for f in container.decode(video=0)
+        ]
+
+
+def _detect(
+    frames: list[np.ndarray], fps: float, cfg: ShotConfig | None = None
+) -> list[Transition]:
+    """Run the detector as the extractor does, checking the promised lag on the way."""
+    detector = ShotDetector(cfg or ShotConfig(), fps)
+    found: list[Transition] = []
+    for index, rgb in enumerate(frames):
+        for transition in detector.push(index, rgb):
+            assert index - transition.end <= detector.max_lag
+            found.append(transition)
+    found.extend(detector.flush())
+    cuts = [t.cut for t in found]
+    assert cuts == sorted(cuts) and len(set(cuts)) == len(cuts)
+    return found
+
+
+def _film(tmp_path: Path, shots: list[ShotSpec], transitions: list[TransitionSpec], seed: int = 0):
+    truth = make_film(tmp_path / "film.mp4", (shots, transitions), seed=seed)
+    return truth, _decode_small(truth.path)
+
+
+def _truth_spans(truth: FilmTruth) -> list[tuple[int, int]]:
+    return [(t.start, t.end) for t in truth.transitions]
+
+
+def test_f1_on_realistic_synthetic_films(tmp_path: Path) -> None:
+    """Pans, zooms, grain, flicker, a cast, night shots, a title card, flashes, cuts,
+    dissolves and fades: F1 >= 0.95 over three films (PySceneDetect's CLI: ~0.75)."""
+    total = ShotScore(0, 0, 0)
+    for seed in (0, 1, 2):
+        plan = standard_plan(seed=seed, n_shots=8, seconds_per_shot=1.5)
+        truth = make_film(tmp_path / f"film{seed}.mp4", plan, size=(256, 192), seed=seed)
+        found = _detect(_decode_small(truth.path), truth.fps)
+        total += score_transitions([t.cut for t in found], _truth_spans(truth))
+    assert total.f1 >= 0.95, total
+
+
+def test_flashes_inside_a_shot_make_no_cut(tmp_path: Path) -> None:
+    flashes = ((10, 1), (30, 2), (50, 3))
+    shots = [ShotSpec("coffee", 72, "pan", flashes=flashes), ShotSpec("rocket", 72, "static",
+                                                                       flashes=((20, 2),))]
+    truth, frames = _film(tmp_path, shots, [TransitionSpec("cut", 0)])
+    found = _detect(frames, truth.fps)
+    assert [t.cut for t in found] == [72]
+
+
+@pytest.mark.parametrize(("kind", "n_frames"), [("dissolve", 12), ("dissolve", 24), ("fade", 24)])
+def test_a_gradual_transition_gives_one_transition(
+    tmp_path: Path, kind: str, n_frames: int
+) -> None:
+    shots = [ShotSpec("astronaut", 60, "pan"), ShotSpec("chelsea", 60, "zoom")]
+    truth, frames = _film(tmp_path, shots, [TransitionSpec(kind, n_frames)])
+    found = _detect(frames, truth.fps)
+    assert len(found) == 1, found
+    (tr,) = truth.transitions
+    assert tr.start - 2 <= found[0].cut <= tr.end + 2
+    assert not found[0].is_hard_cut
+
+
+def test_fade_between_night_shots_gives_one_transition(tmp_path: Path) -> None:
+    shots = [
+        ShotSpec("rocket", 60, "pan", kind="dark"),
+        ShotSpec("coffee", 60, "zoom", kind="dark"),
+    ]
+    truth, frames = _film(tmp_path, shots, [TransitionSpec("fade", 22)])
+    found = _detect(frames, truth.fps)
+    assert len(found) == 1, found
+    (tr,) = truth.transitions
+    assert tr.start - 2 <= found[0].cut <= tr.end + 2
+
+
+def test_hard_cuts_land_within_two_frames(tmp_path: Path) -> None:
+    shots = [
+        ShotSpec("astronaut", 40, "pan"),
+        ShotSpec("hubble_deep_field", 40, "shake"),
+        ShotSpec("coffee", 40, "zoom", cast=(1.18, 1.0, 0.78)),
+        ShotSpec("rocket", 40, "pan", kind="dark"),
+        ShotSpec("chelsea", 40, "static", kind="dark"),
+        ShotSpec("retina", 40, "static", kind="title", text="REEL TWO"),
+    ]
+    truth, frames = _film(tmp_path, shots, [TransitionSpec("cut", 0)] * 5)
+    found = _detect(frames, truth.fps)
+    cuts = [t.cut for t in found]
+    assert len(match_transitions(cuts, _truth_spans(truth), tolerance=2)) == 5
+    assert len(found) == 5
+    assert all(abs(c - t.cut) <= 2 for c, t in zip(cuts, truth.transitions, strict=True))
+
+
+def test_min_shot_s_is_honoured(tmp_path: Path) -> None:
+    shots = [ShotSpec("astronaut", 48, "pan"), ShotSpec("coffee", 16, "static"),
+             ShotSpec("rocket", 48, "pan")]
+    truth, frames = _film(tmp_path, shots, [TransitionSpec("cut", 0)] * 2)
+    both = _detect(frames, truth.fps, ShotConfig(min_shot_s=0.5))
+    assert [t.cut for t in both] == [48, 64]
+    one = _detect(frames, truth.fps, ShotConfig(min_shot_s=1.0))
+    assert len(one) == 1 and one[0].cut in (48, 64)
+    none = _detect(frames, truth.fps, ShotConfig(min_shot_s=2.5))
+    assert none == []  # no 2.5 s shot fits on either side of any cut of a 4.7 s film
+
+
+@pytest.mark.parametrize("name", [d for d in DETECTORS if d != "film"])
+def test_scenedetect_detectors_find_hard_cuts(tmp_path: Path, name: str) -> None:
+    shots = [ShotSpec("astronaut", 30, "static"), ShotSpec("coffee", 30, "static")]
+    transition = TransitionSpec("fade", 16) if name == "threshold" else TransitionSpec("cut", 0)
+    truth, frames = _film(tmp_path, shots, [transition])  # ThresholdDetector sees fades only
+    found = _detect(frames, truth.fps, ShotConfig(detector=name, min_shot_s=0.3))
+    assert len(found) == 1 and found[0].is_hard_cut
+    assert abs(found[0].cut - truth.transitions[0].cut) <= 8
+
+
+def test_bad_settings_and_out_of_order_frames_are_refused() -> None:
+    with pytest.raises(ShotDetectionError, match="unknown shot detector"):
+        ShotConfig(detector="magic")
+    with pytest.raises(ShotDetectionError, match="min_shot_s"):
+        ShotConfig(min_shot_s=-1)
+    detector = ShotDetector(ShotConfig(), 24.0)
+    frame = np.zeros((144, WIDTH, 3), np.uint8)
+    detector.push(0, frame)
+    with pytest.raises(ShotDetectionError, match="in order"):
+        detector.push(2, frame)
+
+
+def test_score_transitions_matching_rules() -> None:
+    truth = [(10, 10), (40, 60), (90, 90)]
+    score = score_transitions([11, 45, 55, 93, 200], truth, tolerance=2)
+    # 11 matches the cut at 10; one of 45/55 matches the dissolve; 93 is 3 frames off.
+    assert (score.true_positives, score.false_positives, score.false_negatives) == (2, 3, 1)
+    assert score_transitions([], []).f1 == 1.0
