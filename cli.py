@@ -244,6 +244,25 @@ def build_dataset(inputs: tuple[Path, ...], out: Path, **opts: Any) -> None:
         sys.exit(1)
 
 
+@main.command("audit")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Where the HTML pages go [default: SOURCE's dataset folder/audit].")
+@one_line_errors
+def audit_command(source: Path, out: Path | None) -> None:
+    """Summarize a dataset folder or manifest and write HTML contact sheets.
+
+    Per film: the sampled frames shot by shot (rejected ones marked with their reason),
+    before/after correction for the shots corrected most, and the mean-luma histogram
+    with the dark threshold drawn. Open OUT/index.html in a browser.
+    """
+    from filmdata.audit import audit
+
+    report = audit(source, out)
+    click.echo(report.summary.to_string(index=False))
+    click.echo(f"contact sheets: {report.pages[0]}")
+
+
 @main.command("sample-film")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--seconds", type=click.FloatRange(5, 3600), default=60, show_default=True,
@@ -281,6 +300,44 @@ def sample_film(path: Path, seconds: float, size: str, fps: float, seed: int, au
 
 
 # --- colorizer commands --------------------------------------------------------------
+
+
+@main.command("finetune-vgg")
+@click.option("--data", type=click.Path(path_type=Path), required=True,
+              help="Dataset folder or frames manifest; its kept frames are used.")
+@click.option("--vgg-weights", type=click.Path(path_type=Path), required=True,
+              help="torchvision's ImageNet VGG-16 file (vgg16-397923af.pth): teacher and start.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Grey VGG file to write (also the checkpoint --resume continues); give it "
+                   "to the chen model as --vgg-weights.")
+@click.option("--steps", type=click.IntRange(1), default=2000, show_default=True,
+              help="Optimiser steps in all.")
+@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--size", type=click.IntRange(8), default=224, show_default=True,
+              help="Side of the square training crops, pixels (multiple of 4).")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-4, show_default=True,
+              help="Adam learning rate.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Image order and crops.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
+@one_line_errors
+def finetune_vgg(data: Path, vgg_weights: Path, out: Path, quiet: bool, **opts: Any) -> None:
+    """Fine-tune VGG-16 on the grey frames of a dataset (the paper's step before fusing VGG).
+
+    A grey-input copy of VGG-16 (conv1_1 .. conv3_3) learns to reproduce the ImageNet
+    VGG-16's conv1_2, conv2_2 and conv3_3 features of the colour frames. Checkpoints every
+    200 steps into --out; --resume continues from there.
+    """
+    from colorizer.vgg_finetune import VggFinetuneConfig, finetune_vgg, kept_image_paths
+    from manifests import load_frames
+
+    cfg = VggFinetuneConfig(vgg_weights=vgg_weights, out=out, quiet=quiet, **opts)
+    frames, root = load_frames(data)
+    result = finetune_vgg(cfg, kept_image_paths(frames, root))
+    if not quiet:
+        last = f", last loss {result.losses[-1]:.4f}" if result.losses else ""
+        click.echo(f"{result.out}: step {result.step} of {cfg.steps}{last}")
 
 
 if __name__ == "__main__":

@@ -11,12 +11,17 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
-from colorizer.bins import (
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from colorizer.bins import (  # noqa: E402
     DEFAULT_K,
     DEFAULT_SIGMA,
     ab_bins,
@@ -25,7 +30,7 @@ from colorizer.bins import (
     soft_encode_bruteforce,
     to_dense,
 )
-from colorizer.lab import rgb_to_lab
+from colorizer.lab import rgb_to_lab  # noqa: E402
 
 
 def bruteforce_float32(ab: torch.Tensor) -> torch.Tensor:

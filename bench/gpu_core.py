@@ -1,7 +1,7 @@
 """Training-step throughput of the colorizer core: eccv16 and chen, bf16+channels_last vs fp32.
 
-    PYTHONPATH=. python bench/gpu_core.py                      # on a GPU machine (< 5 min)
-    PYTHONPATH=. python bench/gpu_core.py --device cpu --steps 2   # smoke check anywhere
+    python bench/gpu_core.py                      # on a GPU machine (< 5 min)
+    python bench/gpu_core.py --device cpu --steps 2   # smoke check anywhere
 
 A step is what training does per batch: sRGB -> Lab on the device, ab to 1/4 resolution,
 soft-encoding, forward, soft cross-entropy, backward, Adam step. Synthetic images, random
@@ -15,15 +15,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from colorizer.bins import downsample_ab, soft_cross_entropy, soft_encode
-from colorizer.lab import rgb_to_lab
-from colorizer.model import ModelConfig, build_model
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from colorizer.bins import downsample_ab, soft_cross_entropy, soft_encode  # noqa: E402
+from colorizer.lab import rgb_to_lab  # noqa: E402
+from colorizer.model import ModelConfig, build_model  # noqa: E402
 
 
 @dataclass

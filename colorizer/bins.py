@@ -107,7 +107,8 @@ class _EncoderTables(NamedTuple):
 def _encoder_tables(device: torch.device, k: int) -> _EncoderTables:
     """The candidate table on device, with the candidates' centres laid out beside it."""
     table = torch.from_numpy(_candidate_table(k))  # (cells, K)
-    padded = torch.cat((torch.from_numpy(_bins_numpy().copy()).float(), torch.full((1, 2), _FAR)))
+    far = torch.full((1, 2), _FAR, device="cpu")
+    padded = torch.cat((torch.from_numpy(_bins_numpy().copy()).float(), far))  # (314, 2)
     centres = padded[table]  # (cells, K, 2)
     return _EncoderTables(
         index=table.reshape(-1).to(device),

@@ -40,7 +40,7 @@ def _mix(x: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
 @lru_cache(maxsize=8)
 def _constants(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(xyz_from_rgb, rgb_from_xyz, white (3, 1, 1)) in float32 on device, made once per device."""
-    m = torch.tensor(_XYZ_FROM_RGB, dtype=torch.float64)
+    m = torch.tensor(_XYZ_FROM_RGB, dtype=torch.float64, device="cpu")
     white = torch.tensor(_WHITE_D65, dtype=torch.float32, device=device).view(3, 1, 1)
     return (
         m.to(device=device, dtype=torch.float32),

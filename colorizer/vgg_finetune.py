@@ -111,7 +111,10 @@ def feature_loss(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor
 
 class _StepBatches(Dataset):
     """Item ``step`` is the uint8 batch (B, 3, size, size) of that step, fixed by (seed, step):
-    epochs walk a seeded permutation of the images; crops and flips are seeded per step."""
+    epochs walk a seeded permutation of the images; crops and flips are seeded per step.
+
+    An unreadable image gives its error message (a str) instead of a batch: raised in a
+    worker process, the error would reach the caller wrapped in a multi-line traceback."""
 
     def __init__(self, paths: Sequence[Path], cfg: VggFinetuneConfig) -> None:
         self.paths = list(paths)
@@ -131,13 +134,16 @@ class _StepBatches(Dataset):
     def __len__(self) -> int:
         return self.cfg.steps
 
-    def __getitem__(self, step: int) -> torch.Tensor:
+    def __getitem__(self, step: int) -> torch.Tensor | str:
         n, b = len(self.paths), self.cfg.batch_size
         rng = np.random.default_rng([self.cfg.seed, step])
         crops = []
         for pos in range(step * b, step * b + b):
             epoch, offset = divmod(pos, n)
-            img = read_rgb(self.paths[self._order(epoch)[offset]])
+            try:
+                img = read_rgb(self.paths[self._order(epoch)[offset]])
+            except DataError as exc:
+                return str(exc)
             crops.append(random_square_crop(img, self.cfg.size, rng))
         return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
 
@@ -163,6 +169,12 @@ def finetune_vgg(cfg: VggFinetuneConfig, image_paths: Sequence[Path]) -> Finetun
     """Fine-tune a grey-input VGG-16 (conv1_1 .. conv3_3) on ``image_paths``; write ``cfg.out``."""
     if not image_paths:
         raise DataError("no images to fine-tune VGG on (the dataset has no kept frames?)")
+    missing = [str(p) for p in image_paths if not Path(p).is_file()]
+    if missing:
+        raise DataError(
+            f"{len(missing)} of {len(image_paths)} images are missing, e.g. {missing[0]}; "
+            "rebuild the dataset or check its folder"
+        )
     out = Path(cfg.out)
     if out.exists() and not cfg.resume:
         raise ConfigError(f"{out} exists; pass --resume to continue that run, or another --out")
@@ -217,6 +229,8 @@ def finetune_vgg(cfg: VggFinetuneConfig, image_paths: Sequence[Path]) -> Finetun
         total=cfg.steps, initial=start, disable=cfg.quiet, desc="finetune-vgg", unit="step"
     ) as bar:
         for step, batch in enumerate(loader, start=start):
+            if isinstance(batch, str):
+                raise DataError(batch)
             rgb = batch.to(device, non_blocking=True).float().div_(255.0)  # (B, 3, S, S)
             rgb = rgb.contiguous(memory_format=torch.channels_last)
             L = rgb_to_lab(rgb)[:, :1]  # (B, 1, S, S) in [0, 100]

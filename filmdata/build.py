@@ -32,7 +32,7 @@ from filmdata.errors import ConfigError, FilmDataError, FilmOpenError
 from filmdata.extract import FilmResult, extract_film, film_id_for
 from filmdata.images import ImageSetConfig, image_set_id, index_images, is_image, list_images
 from manifests import FRAME_SCHEMA, layout
-from manifests.dataset import DedupConfig, SplitConfig, merge, write_dataset
+from manifests.dataset import DedupConfig, SplitConfig, merge, summarize, write_dataset
 
 VIDEO_EXTENSIONS = frozenset({
     ".mkv", ".mp4", ".m4v", ".mov", ".avi", ".mpg", ".mpeg", ".m2v", ".vob", ".ts", ".m2ts",
@@ -341,33 +341,17 @@ def build_dataset(
         info = {"inputs": [str(i) for i in inputs], "films": len(done),
                 "failed": [r.source_path for r in results if r.status == "failed"]}
         dataset = write_dataset(out_root, frames, cfg.to_dict(), info)
-    return BuildReport(tuple(results), dataset, summarize(frames, results))
+    return BuildReport(tuple(results), dataset, summarize_build(frames, results))
 
 
-def summarize(frames: pd.DataFrame, results: Sequence[FilmResult]) -> pd.DataFrame:
-    """Per film: shots, candidate frames, kept, rejected by reason, seconds, split."""
-    seconds = {r.film_id: _seconds(r) for r in results if r.film_id}
+def summarize_build(frames: pd.DataFrame, results: Sequence[FilmResult]) -> pd.DataFrame:
+    """The dataset summary plus the seconds each film took."""
     if frames.empty:
         return pd.DataFrame(columns=["film_id", "kind", "shots", "frames", "kept", "seconds"])
-    grouped = frames.groupby("film_id", sort=True)
-    table = pd.DataFrame({
-        "kind": grouped["source_kind"].first(),
-        "shots": grouped["shot_index"].nunique(),
-        "frames": grouped.size(),
-        "kept": grouped["status"].apply(lambda s: int((s == "kept").sum())),
-    })
-    reasons = frames[frames["status"] != "kept"].pivot_table(
-        index="film_id", columns="reject_reason", values="frame_id", aggfunc="count",
-        fill_value=0,
-    )
-    table = table.join(reasons.add_prefix("rejected_"), how="left").fillna(0)
-    for column in table.columns:
-        if column.startswith("rejected_") or column in ("shots", "frames", "kept"):
-            table[column] = table[column].astype(int)
-    splits = grouped["split"].agg(lambda s: "/".join(sorted(set(s.dropna()))))
-    table["split"] = splits
-    table["seconds"] = [round(seconds.get(f, 0.0), 1) for f in table.index]
-    return table.reset_index()
+    seconds = {r.film_id: _seconds(r) for r in results if r.film_id}
+    table = summarize(frames)
+    table["seconds"] = [round(seconds.get(f, 0.0), 1) for f in table["film_id"]]
+    return table
 
 
 def _seconds(result: FilmResult) -> float:

@@ -28,6 +28,7 @@ class OutputConfig:
     jpeg_quality: int = 95  # 1-100
     max_side: int | None = None  # pixels; longer side is resized down to this
     write_rejected: bool = False  # also write rejected frames (uncorrected), for audits
+    thumbnails: bool = True  # write a 256-wide uncorrected copy of every sampled frame
 
     def __post_init__(self) -> None:
         if self.image_format not in IMAGE_FORMATS:

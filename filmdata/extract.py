@@ -157,8 +157,9 @@ class _FilmRun:
             path, out_root, film_id, cfg, info,
         )
         self.fps = info.fps or 25.0
+        self.detector = ShotDetector(cfg.shots, self.fps)
         self.sampler: ShotSampler[DecodedFrame] = ShotSampler(
-            cfg.sample.max_candidates, release=DecodedFrame.release
+            cfg.sample.max_candidates, lag=self.detector.max_lag, release=DecodedFrame.release
         )
         self.shot_index = 0
         self.shot_clean_start = 0
@@ -172,7 +173,7 @@ class _FilmRun:
     def consume(self, decoder: FilmDecoder, *, progress: bool) -> None:
         from tqdm import tqdm
 
-        detector = ShotDetector(self.cfg.shots, self.fps)
+        detector = self.detector
         bar = tqdm(
             total=self.info.frame_count_estimate, unit="frame", desc=self.path.name[:30],
             disable=not progress, leave=False, dynamic_ncols=True,
@@ -284,7 +285,9 @@ class _FilmRun:
         if reason is None or self.cfg.output.write_rejected:
             out = apply_correction(rgb, correction) if reason is None else rgb
             image_path, size = self._write_image(out, shot.index, frame.index)
-        return self._row(shot, frame, scores, correction, reason, image_path, size)
+        thumb_path = self._write_thumb(frame.small, shot.index, frame.index)
+        row = self._row(shot, frame, scores, correction, reason, image_path, size)
+        return row | {"thumb_path": thumb_path}
 
     def _is_duplicate(self, scores: FrameScores) -> bool:
         limit = self.cfg.filters.dedup_distance
@@ -295,14 +298,24 @@ class _FilmRun:
     def _write_image(self, rgb: np.ndarray, shot: int, frame: int) -> tuple[str, tuple[int, int]]:
         out = self.cfg.output
         rgb = _fit(rgb, out.max_side)
-        ext = out.image_format
-        params = [cv2.IMWRITE_JPEG_QUALITY, out.jpeg_quality] if ext == "jpg" else []
+        rel = layout.image_relpath(self.film_id, shot, frame, out.image_format)
+        self._encode_to(rel, rgb, out.jpeg_quality)
+        return rel, (rgb.shape[1], rgb.shape[0])
+
+    def _write_thumb(self, small: np.ndarray, shot: int, frame: int) -> str | None:
+        if not self.cfg.output.thumbnails:
+            return None
+        rel = layout.thumb_relpath(self.film_id, shot, frame)
+        self._encode_to(rel, small, 85)
+        return rel
+
+    def _encode_to(self, rel: str, rgb: np.ndarray, jpeg_quality: int) -> None:
+        ext = rel.rsplit(".", 1)[-1]
+        params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if ext == "jpg" else []
         ok, encoded = cv2.imencode(f".{ext}", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
         if not ok:
-            raise OutputError(f"could not encode frame {frame} as {ext}")
-        rel = layout.image_relpath(self.film_id, shot, frame, ext)
+            raise OutputError(f"could not encode {rel}")
         _write(lambda: _write_bytes(self.out_root / rel, encoded.tobytes()))
-        return rel, (rgb.shape[1], rgb.shape[0])
 
     def _row(
         self, shot: _Shot, frame: DecodedFrame, scores: FrameScores,
@@ -367,6 +380,7 @@ def _prepare_output(out_root: Path, film_id: str) -> None:
     """Create the output folders (or fail with one clear line) and sweep temp files left
     by a killed run."""
     image_dir = out_root / layout.IMAGES_DIR / film_id
+    thumb_dir = out_root / layout.THUMBS_DIR / film_id
     try:
         image_dir.mkdir(parents=True, exist_ok=True)
         (out_root / layout.FILMS_DIR).mkdir(parents=True, exist_ok=True)
@@ -377,8 +391,9 @@ def _prepare_output(out_root: Path, film_id: str) -> None:
         raise OutputError(
             f"cannot write to {out_root}: {exc.strerror or exc}; choose another --out"
         ) from exc
-    for stale in image_dir.rglob(".*.tmp"):
-        stale.unlink(missing_ok=True)
+    for folder in (image_dir, thumb_dir):
+        for stale in folder.rglob(".*.tmp"):
+            stale.unlink(missing_ok=True)
 
 
 def _write_bytes(path: Path, data: bytes) -> None:

@@ -2,8 +2,9 @@
 
 While a shot plays, `ShotSampler` keeps a bounded set of candidate frames spread evenly
 over it: frames `stride` apart are admitted, and when the set is full the stride doubles
-and every other candidate is dropped. The set therefore never exceeds `max_candidates`
-frames, however long the shot, and always covers the whole shot evenly.
+and every other candidate is dropped. The set never exceeds `max_candidates` frames
+(plus the few recent frames the shot detector may still cut among), however long the
+shot, and always covers the whole shot evenly.
 
 When the shot ends, its clean span (away from its cuts and from the mixed frames of
 dissolves and fades) is split into `n` equal parts and the sharpest candidate of each
@@ -77,30 +78,44 @@ class Candidate(Generic[T]):
 class ShotSampler(Generic[T]):
     """Bounded, evenly spread candidates of the shot that is playing now.
 
-    A frame is admitted when it is at least `stride` frames after the last candidate;
+    The shot detector may still cut among the last `lag` frames, so those are kept
+    apart, every `recent_stride`-th of them (`recent`). Older frames are settled: one is
+    admitted when it is at least `stride` frames after the last settled candidate, and
     when more than `max_candidates` are held, every other one is dropped and the stride
-    doubles. Spacing stays even whatever frame the shot started on, including the frames
-    a late-reported cut hands over to the next shot.
+    doubles. Spacing stays even whatever frame the shot started on, and a shot that
+    starts after a late-reported cut still has dense candidates.
 
-    `release` is called for every candidate that is dropped, so that its full-resolution
-    buffers go back to the decoder at once.
+    At most `max_candidates + lag / recent_stride + 1` frames are held. `release` is
+    called for every candidate that is dropped, so that its full-resolution buffers go
+    back to the decoder at once.
     """
 
     max_candidates: int
+    lag: int = 0  # frames
+    recent_stride: int = 2
     release: Callable[[T], None] = lambda item: None
     start: int = 0  # first frame of the current shot
     stride: int = 1
-    candidates: list[Candidate[T]] = field(default_factory=list)
+    candidates: list[Candidate[T]] = field(default_factory=list)  # settled
+    recent: list[Candidate[T]] = field(default_factory=list)  # the last `lag` frames
 
     def wants(self, index: int) -> bool:
         """Whether frame `index` would be admitted (score it only then)."""
-        return not self.candidates or index - self.candidates[-1].index >= self.stride
+        return index % self.recent_stride == 0
 
     def offer(self, index: int, score: float, item: T) -> None:
         if not self.wants(index):
             self.release(item)
             return
-        self.candidates.append(Candidate(index, score, item))
+        self.recent.append(Candidate(index, score, item))
+        while self.recent and self.recent[0].index <= index - self.lag:
+            self._settle(self.recent.pop(0))
+
+    def _settle(self, c: Candidate[T]) -> None:
+        if self.candidates and c.index - self.candidates[-1].index < self.stride:
+            self.release(c.item)
+            return
+        self.candidates.append(c)
         if len(self.candidates) > self.max_candidates:
             self.stride *= 2
             for dropped in self.candidates[1::2]:
@@ -109,27 +124,39 @@ class ShotSampler(Generic[T]):
 
     def drop_range(self, start: int, end: int) -> None:
         """Forget candidates in frames [start, end): mixed frames of a transition."""
-        inside = [c for c in self.candidates if start <= c.index < end]
-        for c in inside:
-            self.release(c.item)
+        for c in self.held():
+            if start <= c.index < end:
+                self.release(c.item)
         self.candidates = [c for c in self.candidates if not start <= c.index < end]
+        self.recent = [c for c in self.recent if not start <= c.index < end]
+
+    def held(self) -> list[Candidate[T]]:
+        return self.candidates + self.recent
 
     def split(self, cut: int) -> list[Candidate[T]]:
         """End the current shot at `cut` (exclusive): return its candidates and start the
-        next shot with the candidates at or after `cut` (the detector reports cuts late)."""
-        done = [c for c in self.candidates if c.index < cut]
-        self.candidates = [c for c in self.candidates if c.index >= cut]
-        self.start, self.stride = cut, 1
+        next shot with those at or after `cut` (the detector reports cuts late)."""
+        done = [c for c in self.held() if c.index < cut]
+        carried = [c for c in self.held() if c.index >= cut]
+        self.start, self.stride, self.candidates, self.recent = cut, 1, [], []
+        for c in carried:  # re-settle under the new shot's stride
+            if c.index <= carried[-1].index - self.lag:
+                self._settle(c)
+            else:
+                self.recent.append(c)
         return done
 
 
 def choose(
     candidates: Sequence[Candidate[T]], clean_start: int, clean_end: int, n: int
 ) -> list[Candidate[T]]:
-    """The sharpest candidate in each of `n` equal parts of [clean_start, clean_end).
+    """Up to `n` candidates of [clean_start, clean_end): the sharpest in each of `n` equal
+    parts, in frame order.
 
-    Parts without a candidate are skipped, so fewer than `n` may come back (very short
-    shots); candidates outside the clean span are never chosen.
+    A part without a candidate (a short shot whose candidates are sparse) is made up for
+    by the other candidates farthest from those already chosen, so a shot gets `n`
+    frames whenever it has `n` candidates in its clean span. Candidates outside the
+    clean span are never chosen.
     """
     inside = [c for c in candidates if clean_start <= c.index < clean_end]
     if not inside or n <= 0:
@@ -140,4 +167,9 @@ def choose(
         part = [c for c in inside if lo <= c.index < hi]
         if part:
             chosen.append(max(part, key=lambda c: c.score))
-    return chosen
+    spare = [c for c in inside if c not in chosen]
+    while len(chosen) < n and spare:
+        farthest = max(spare, key=lambda c: min(abs(c.index - d.index) for d in chosen))
+        chosen.append(farthest)
+        spare.remove(farthest)
+    return sorted(chosen, key=lambda c: c.index)

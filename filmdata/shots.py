@@ -28,8 +28,10 @@ Detectors (``ShotConfig.detector``):
        makes ``b`` a trapezoid whose edges rise over ``min(n, k)`` boundaries and which is
        ``max(n, k)`` wide at half height; a hard cut is a ``k``-wide plateau with vertical
        edges. So the cut is the middle of the half-height span, and ``n`` is that width
-       when it exceeds ``k``, else the edge length (``n <= 1``: a hard cut). The extent of
-       a gradual transition is an estimate, typically a few frames short.
+       when it exceeds ``k``, else the edge length (``n <= 1``: a hard cut). A gradual
+       transition's ``[start, end)`` is conservative: the run of high ``b`` widened by
+       ``k // 2 + 2`` on each side, symmetric about the cut, so that it holds every mixed frame
+       (and usually a few clean ones).
     4. *Hard cuts*: ``ContentDetector`` (HSV frame-to-frame difference, no minimum length)
        proposes cut frames; a hard cut moves to a proposal within 2 frames, if any.
     5. *Minimum shot length*: of two transitions closer than ``min_shot_s``, the one with
@@ -66,7 +68,7 @@ DETECTORS: tuple[str, ...] = ("film", "content", "adaptive", "threshold", "histo
 
 _FILM_THRESHOLD = 0.15  # b[j] a transition's peak must reach (histogram distance, 0-1)
 _CONTENT_PROPOSAL = 20.0  # ContentDetector score (HSV, 0-255) that proposes a hard cut
-_WINDOW_S = 0.4  # seconds of frames on each side of a boundary (k, rounded up to odd)
+_WINDOW_S = 0.4  # seconds of frames on each side of a boundary (k, made odd)
 _THUMB_WIDTH = 32  # pixels
 _BINS = 4  # histogram bins per RGB channel
 # Flat-index offset of each of the 8 bins around a pixel, in (r, g, b) corner order.
@@ -240,8 +242,10 @@ class ShotDetector:
         if self._region:
             out.extend(self._close_region())
         n_frames = self._last_index + 1
-        if self._pending is not None and n_frames - self._pending.cut >= self.min_frames:
-            out.append(self._pending)
+        last = self._pending
+        if last is not None and n_frames - last.cut >= self.min_frames:
+            half = min(last.cut - last.start, n_frames - last.cut)  # end within the film
+            out.append(Transition(last.cut - half, last.cut + half, last.peak))
         self._pending = None
         return out
 
@@ -288,8 +292,12 @@ class ShotDetector:
         middle = (first + last) // 2
         if n <= 1:
             return Transition(middle, middle, peak)
-        start = middle - n // 2
-        return Transition(start, start + n, peak)
+        # The mixed frames lie within the run widened by about k/2: cover them all, symmetric
+        # about the middle so that ``cut`` stays the middle.
+        pad = self.k // 2 + 2
+        lo, hi = js[0] - pad, js[-1] + 1 + pad
+        half = min(max(middle - lo, hi - middle), middle)
+        return Transition(middle - half, middle + half, peak)
 
     def _offer(self, found: Transition) -> list[Transition]:
         """Apply the minimum shot length between ``found`` and its neighbours."""
@@ -309,7 +317,8 @@ class ShotDetector:
     def _release(self, frame_index: int) -> list[Transition]:
         """Emit the pending transition once no later one can fall within min_shot_s."""
         pending = self._pending
-        if pending is None or frame_index < pending.cut + self.min_frames + 2 * self.k:
+        if pending is None or frame_index < max(pending.cut + self.min_frames + 2 * self.k,
+                                                pending.end):
             return []
         self._pending = None
         self._last_cut = pending.cut

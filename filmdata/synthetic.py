@@ -33,7 +33,6 @@ PHOTOS: tuple[str, ...] = (
     "coffee",
     "chelsea",
     "rocket",
-    "hubble_deep_field",
     "immunohistochemistry",
     "retina",
 )

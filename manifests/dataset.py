@@ -160,3 +160,21 @@ def write_dataset(
     return write_table(
         frames, layout.dataset_manifest(root), schema, kind="dataset", config=config, info=info
     )
+
+
+def summarize(frames: pd.DataFrame) -> pd.DataFrame:
+    """Per film: kind, shots, candidate frames, kept, rejected by reason, splits."""
+    grouped = frames.groupby("film_id", sort=True)
+    table = pd.DataFrame({
+        "kind": grouped["source_kind"].first(),
+        "shots": grouped["shot_index"].nunique(),
+        "frames": grouped.size(),
+        "kept": grouped["status"].apply(lambda s: int((s == "kept").sum())),
+    })
+    rejected = frames[frames["status"] != "kept"]
+    if len(rejected):
+        reasons = pd.crosstab(rejected["film_id"], rejected["reject_reason"])
+        table = table.join(reasons.add_prefix("rejected_"), how="left")
+    table = table.fillna(0).astype({c: int for c in table.columns if c != "kind"})
+    table["split"] = grouped["split"].agg(lambda s: "/".join(sorted(set(s.dropna()))) or "-")
+    return table.reset_index()

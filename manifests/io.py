@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from manifests import layout
 from manifests.errors import ManifestError, ManifestNotFoundError, SchemaError
 from manifests.schema import (
+    FRAME_SCHEMA,
     META_CONFIG,
     META_INFO,
     META_KIND,
@@ -113,6 +114,9 @@ def read_frames(path: str | os.PathLike[str]) -> pd.DataFrame:
         )
     df = pd.read_parquet(path)
     validate_frames(df, source=str(path))
+    for name in FRAME_SCHEMA.names:  # optional columns added after this file was written
+        if name not in df.columns:
+            df[name] = None
     return df
 
 

@@ -2,6 +2,7 @@
 
     ROOT/
       images/<film_id>/s<shot>/<film_id>_f<frame>.jpg
+      thumbs/<film_id>/s<shot>/<film_id>_f<frame>.jpg   256-wide, before correction
       manifests/films/<film_id>.parquet         frames of one film (kept and rejected)
       manifests/films/<film_id>.shots.parquet   shots of one film
       manifests/dataset.parquet                 merged dataset (build-dataset)
@@ -15,6 +16,7 @@ MANIFESTS_DIR = "manifests"
 FILMS_DIR = f"{MANIFESTS_DIR}/films"
 DATASET_MANIFEST = f"{MANIFESTS_DIR}/dataset.parquet"
 IMAGES_DIR = "images"
+THUMBS_DIR = "thumbs"
 SHOTS_SUFFIX = ".shots.parquet"
 
 
@@ -41,6 +43,11 @@ def film_manifests(root: Path) -> list[Path]:
 def image_relpath(film_id: str, shot_index: int, frame_index: int, ext: str) -> str:
     """Deterministic image path (POSIX, relative to the root) of one sampled frame."""
     return f"{IMAGES_DIR}/{film_id}/s{shot_index:05d}/{film_id}_f{frame_index:07d}.{ext}"
+
+
+def thumb_relpath(film_id: str, shot_index: int, frame_index: int) -> str:
+    """Deterministic path of a frame's small uncorrected copy."""
+    return f"{THUMBS_DIR}/{film_id}/s{shot_index:05d}/{film_id}_f{frame_index:07d}.jpg"
 
 
 def root_of_manifest(path: Path) -> Path:

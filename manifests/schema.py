@@ -33,6 +33,7 @@ FRAME_SCHEMA = pa.schema(
         ("frame_index", pa.int64()),  # 0-based decoded-frame number
         ("pts_s", pa.float64()),  # presentation time, seconds
         ("image_path", pa.string()),  # relative to the dataset root; null if not written
+        ("thumb_path", pa.string()),  # small uncorrected copy (for audits); null if none
         ("width", pa.int32()),  # of the written image, pixels
         ("height", pa.int32()),
         ("mean_luma", pa.float32()),  # BT.601 Y, 0-255, before correction

@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import cv2
@@ -14,7 +13,7 @@ from click.testing import CliRunner
 from skimage import data as skdata
 from torchvision.models.vgg import cfgs, make_layers
 
-from colorizer.cli_finetune import finetune_vgg as finetune_cmd
+from cli import main
 from colorizer.errors import ConfigError, DataError, WeightsError
 from colorizer.images import read_rgb
 from colorizer.lab import rgb_to_lab
@@ -130,8 +129,13 @@ def test_user_mistakes(images, vgg_file, tmp_path: Path) -> None:
         finetune_vgg(_cfg(out, tmp_path / "other.pt"), images)  # a grey file as the teacher
     with pytest.raises(DataError, match="no images"):
         finetune_vgg(_cfg(vgg_file, tmp_path / "x.pt"), [])
-    with pytest.raises(DataError, match="cannot read image"):
+    with pytest.raises(DataError, match="images are missing"):
         finetune_vgg(_cfg(vgg_file, tmp_path / "y.pt"), [tmp_path / "missing.png"])
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"not a png")
+    for workers in (0, 1):  # the same one-line error from a loader worker process
+        with pytest.raises(DataError, match=r"^cannot read image .*corrupt\.png[^\n]*$"):
+            finetune_vgg(_cfg(vgg_file, tmp_path / "z.pt", num_workers=workers), [corrupt])
     with pytest.raises(ConfigError, match="multiple of 4"):
         _cfg(vgg_file, out, size=30)
 
@@ -149,31 +153,33 @@ def test_kept_image_paths(tmp_path: Path) -> None:
 
 @pytest.fixture
 def fake_manifests(monkeypatch, images):
-    """A stand-in for manifests.load_frames over the test images."""
+    """manifests.load_frames over the test images (the CLI imports it when it runs)."""
+    import manifests
+
     root = images[0].parent
     frames = pd.DataFrame({"image_path": [p.name for p in images], "status": "kept"})
-    module = types.ModuleType("manifests")
-    module.load_frames = lambda path: (frames, root)
-    monkeypatch.setitem(sys.modules, "manifests", module)
+    monkeypatch.setattr(manifests, "load_frames", lambda path: (frames, root))
     return root
 
 
 def test_cli_runs_and_reports_mistakes_in_one_line(fake_manifests, vgg_file, tmp_path) -> None:
     out = tmp_path / "grey.pt"
-    common = ["--data", str(fake_manifests), "--out", str(out), "--steps", "2",
-              "--batch-size", "2", "--size", "32", "--device", "cpu", "--quiet"]  # fmt: skip
-    args = [*common, "--vgg-weights", str(vgg_file)]
-    result = CliRunner().invoke(finetune_cmd, args)
+    common = ["finetune-vgg", "--data", str(fake_manifests), "--out", str(out), "--steps", "2",
+              "--batch-size", "2", "--size", "32", "--device", "cpu"]  # fmt: skip
+    result = CliRunner().invoke(main, [*common, "--vgg-weights", str(vgg_file), "--quiet"])
     assert result.exit_code == 0, result.output
-    assert out.is_file() and "step 2 of 2" in result.output
-    missing = tmp_path / "no.pth"
-    bad = CliRunner().invoke(finetune_cmd, [*common, "--resume", "--vgg-weights", str(missing)])
-    assert bad.exit_code == 1
-    assert "Traceback" not in bad.output
-    lines = [line for line in bad.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: weights file not found")
+    assert out.is_file() and read_grey_vgg_file(out)["step"] == 2
+    mistakes = {
+        "weights file not found": ["--resume", "--vgg-weights", str(tmp_path / "no.pth")],
+        "pass --resume": ["--vgg-weights", str(vgg_file)],  # out exists
+    }
+    for words, extra in mistakes.items():
+        bad = CliRunner().invoke(main, [*common, *extra])
+        lines = [line for line in bad.output.splitlines() if line.strip()]
+        assert bad.exit_code == 2 and len(lines) == 1, bad.output
+        assert lines[0].startswith("error: ") and words in lines[0]
 
 
-def test_cli_module_does_not_import_torch() -> None:
-    code = "import sys, colorizer.cli_finetune; sys.exit('torch' in sys.modules)"
+def test_cli_does_not_import_torch_at_start() -> None:
+    code = "import sys, cli; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
