@@ -219,7 +219,8 @@ def build_dataset(inputs: tuple[Path, ...], out: Path, **opts: Any) -> None:
     from filmdata.images import ImageSetConfig
     from manifests.dataset import DedupConfig, SplitConfig
 
-    extract_cfg = _extract_config(opts)
+    # Near-duplicates are judged across the whole dataset, not film by film.
+    extract_cfg = _extract_config({**opts, "dedup_distance": None})
     cfg = BuildConfig(
         extract=extract_cfg,
         images=ImageSetConfig(

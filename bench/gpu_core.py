@@ -36,11 +36,11 @@ class Row:
     size: int
     mode: str  # "fp32" or "bf16+cl"
     batch: int
-    images_per_s: float = float("nan")
-    step_ms: float = float("nan")
-    lab_share: float = float("nan")  # fraction of the step in rgb_to_lab + downsample_ab
-    encode_share: float = float("nan")  # fraction of the step in soft_encode
-    peak_mem_gib: float = float("nan")
+    images_per_s: float | None = None
+    step_ms: float | None = None
+    lab_share: float | None = None  # fraction of the step in rgb_to_lab + downsample_ab
+    encode_share: float | None = None  # fraction of the step in soft_encode
+    peak_mem_gib: float | None = None  # CUDA only
     error: str = ""
 
 
@@ -129,10 +129,10 @@ def table(rows: list[Row]) -> str:
         if r.error:
             lines.append(f"{r.arch:7s} {r.size:4d} {r.mode:8s} {r.batch:5d} {r.error}")
             continue
+        mem = "-" if r.peak_mem_gib is None else f"{r.peak_mem_gib:.2f}"
         lines.append(
             f"{r.arch:7s} {r.size:4d} {r.mode:8s} {r.batch:5d} {r.images_per_s:8.1f} "
-            f"{r.step_ms:8.1f} {100 * r.lab_share:6.2f} {100 * r.encode_share:6.2f} "
-            f"{r.peak_mem_gib:6.2f}"
+            f"{r.step_ms:8.1f} {100 * r.lab_share:6.2f} {100 * r.encode_share:6.2f} {mem:>6s}"
         )
     return "\n".join(lines)
 

@@ -150,8 +150,8 @@ def _before_after(film: pd.DataFrame, root: Path, out_dir: Path) -> list[str]:
                   & film["image_path"].notna()]
     if usable.empty:
         return ["<p>No kept frames with thumbnails (extracted with thumbnails off?).</p>"]
-    strength = (np.log(usable[["wb_gain_r", "wb_gain_g", "wb_gain_b"]].astype(float)).abs().sum(1)
-                + np.log(usable["exposure_gain"].astype(float)).abs())
+    gains = usable[["wb_gain_r", "wb_gain_g", "wb_gain_b", "exposure_gain"]].astype(float)
+    strength = np.log(gains).abs().sum(axis=1)  # how far the correction moved the frame
     shots = (usable.assign(strength=strength).groupby("shot_index")["strength"].max()
              .sort_values(ascending=False).index[:BEFORE_AFTER_SHOTS])
     rows = []

@@ -164,7 +164,8 @@ class _FilmRun:
         self.shot_index = 0
         self.shot_clean_start = 0
         self.transition_in = ("start", 0)
-        self.kept_hashes: list[int] = []  # for near-duplicate rejection, in film order
+        self.kept_hashes: list[int] = []  # kept frames of finished shots, for dedup
+        self.shot_hashes: list[int] = []  # kept frames of the shot being finished
         self.frame_rows: list[dict[str, Any]] = []
         self.shot_rows: list[dict[str, Any]] = []
         self.pts = array("d")  # presentation time of every decoded frame, seconds
@@ -255,7 +256,9 @@ class _FilmRun:
         for c in shot.candidates:
             if id(c) not in chosen_ids:
                 c.item.release()
+        self.shot_hashes = []
         rows = [self._finish_frame(shot, c.item, correction) for c in chosen]
+        self.kept_hashes.extend(self.shot_hashes)
         self.frame_rows.extend(rows)
         gains = correction.wb_gains
         self.shot_rows.append({
@@ -280,7 +283,7 @@ class _FilmRun:
         if reason is None and self._is_duplicate(scores):
             reason = "duplicate"
         if reason is None:
-            self.kept_hashes.append(scores.phash)
+            self.shot_hashes.append(scores.phash)
         image_path, size = None, (rgb.shape[1], rgb.shape[0])
         if reason is None or self.cfg.output.write_rejected:
             out = apply_correction(rgb, correction) if reason is None else rgb
@@ -290,6 +293,8 @@ class _FilmRun:
         return row | {"thumb_path": thumb_path}
 
     def _is_duplicate(self, scores: FrameScores) -> bool:
+        """Within `dedup_distance` of a kept frame of an earlier shot (the frames of one
+        shot are alike by nature: those are not duplicates)."""
         limit = self.cfg.filters.dedup_distance
         return limit is not None and any(
             hamming(scores.phash, h) <= limit for h in self.kept_hashes

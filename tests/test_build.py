@@ -1,0 +1,248 @@
+"""build-dataset and audit on synthetic films and real photos."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pandas as pd
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pytest
+import skimage.data
+from click.testing import CliRunner
+
+import manifests
+from cli import main
+from filmdata.build import BuildConfig, build_dataset
+from filmdata.synthetic import make_film, standard_plan
+from manifests import layout
+from manifests.dataset import SplitConfig
+
+REPO = Path(__file__).resolve().parents[1]
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
+
+
+def cli(*args: str | Path) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    """films/ with four small films, photos/ with four real photographs, list.csv."""
+    base = tmp_path_factory.mktemp("inputs")
+    (base / "films").mkdir()
+    for i in range(4):
+        plan = standard_plan(seed=20 + i, n_shots=6, seconds_per_shot=1.2)
+        make_film(base / "films" / f"film{i}.mp4", plan, size=(160, 120), seed=20 + i)
+    (base / "photos").mkdir()
+    for name in PHOTOS:
+        cv2.imwrite(str(base / "photos" / f"{name}.png"), getattr(skimage.data, name)()[..., ::-1])
+    (base / "list.csv").write_text(
+        "path,title,year,director\nfilms/film0.mp4,Dawn,1978,A\nfilms/film1.mp4,Dusk,1983,B\n"
+    )
+    return base
+
+
+@pytest.fixture(scope="module")
+def built(inputs, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dataset")
+    code, stdout, stderr = cli(
+        "build-dataset", inputs / "list.csv", inputs / "films", inputs / "photos",
+        "--out", out, "--workers", "2", "--val-fraction", "0.25", "--test-fraction", "0.25",
+    )
+    assert code == 0, stderr
+    assert "film0" in stdout and "photos" in stdout  # the summary table
+    return out
+
+
+def dataset(out: Path) -> pd.DataFrame:
+    return pd.read_parquet(layout.dataset_manifest(out))
+
+
+def test_dataset_merges_films_and_images(built: Path, inputs: Path) -> None:
+    frames = dataset(built)
+    assert frames.equals(pads.dataset(layout.dataset_manifest(built)).to_table().to_pandas())
+    films = frames[frames["source_kind"] == "film"]
+    images = frames[frames["source_kind"] == "image"]
+    assert films["film_id"].nunique() == 4  # the CSV's two films are not doubled
+    assert len(images) == len(PHOTOS) and (images["status"] == "kept").all()
+    assert set(frames["split"]) <= {"train", "val", "test"}
+    for path in frames["image_path"].dropna():
+        assert (built / path).is_file()
+    # CSV columns travel with their films, and only with them.
+    dawn = frames[frames["title"] == "Dawn"]
+    assert len(dawn) and (dawn["year"] == 1978).all() and (dawn["director"] == "A").all()
+    assert frames.loc[frames["source_path"].str.endswith("film3.mp4"), "title"].isna().all()
+    meta = manifests.read_metadata(layout.dataset_manifest(built))
+    assert meta["kind"] == "dataset" and meta["config"]["split"]["split_by"] == "film"
+
+
+def test_no_film_in_two_splits(built: Path) -> None:
+    films = dataset(built)
+    films = films[films["source_kind"] == "film"]
+    assert (films.groupby("film_id")["split"].nunique() == 1).all()
+
+
+def test_rerun_is_a_no_op_with_stable_ids(built: Path, inputs: Path) -> None:
+    before = dataset(built)
+    report = build_dataset(
+        [inputs / "list.csv", inputs / "films", inputs / "photos"], built,
+        BuildConfig(split=SplitConfig(val_fraction=0.25, test_fraction=0.25)),
+        workers=2, progress=False,
+    )
+    assert {r.status for r in report.results} == {"skipped"}
+    pd.testing.assert_frame_equal(dataset(built), before)
+
+
+def test_split_by_shot_never_splits_a_shot(inputs: Path, tmp_path: Path) -> None:
+    cfg = BuildConfig(split=SplitConfig(split_by="shot", val_fraction=0.3, test_fraction=0.3))
+    build_dataset([inputs / "films"], tmp_path, cfg, workers=1, progress=False)
+    frames = dataset(tmp_path)
+    per_shot = frames.groupby(["film_id", "shot_index"])["split"].nunique()
+    assert (per_shot == 1).all()
+    assert frames["split"].nunique() == 3  # 24 shots spread over all three splits
+
+
+def test_failing_film_does_not_stop_the_others(inputs: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "films"
+    folder.mkdir()
+    good = folder / "good.mp4"
+    good.write_bytes((inputs / "films" / "film0.mp4").read_bytes())
+    bad = folder / "bad.mkv"
+    bad.write_text("this is not a film")
+    code, _, stderr = cli("build-dataset", folder, "--out", tmp_path / "out", "-q")
+    assert code == 1
+    assert "1 of 2 input(s) failed" in stderr and "bad.mkv" in stderr
+    assert "Traceback" not in stderr
+    assert dataset(tmp_path / "out")["source_path"].str.endswith("good.mp4").all()
+    # Fix the bad film: the rerun does only it.
+    bad.unlink()
+    (folder / "bad.mp4").write_bytes((inputs / "films" / "film1.mp4").read_bytes())
+    report = build_dataset([folder], tmp_path / "out", workers=1, progress=False)
+    assert sorted(r.status for r in report.results) == ["done", "skipped"]
+    assert dataset(tmp_path / "out")["film_id"].nunique() == 2
+
+
+@pytest.mark.parametrize(
+    ("write_input", "words"),
+    [
+        (lambda d: (d / "l.csv").write_text("file,title\nx.mp4,X\n") and d / "l.csv",
+         ["no 'path' column"]),
+        (lambda d: (d / "l.csv").write_text("path\nnope.mp4\nalso.mkv\n") and d / "l.csv",
+         ["2 listed film(s) not found", "nope.mp4"]),
+        (lambda d: d / "missing-folder", ["no such file or folder"]),
+    ],
+    ids=["csv-without-path", "csv-missing-films", "missing-input"],
+)
+def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, write_input, words) -> None:
+    code, _, stderr = cli("build-dataset", write_input(tmp_path), "--out", tmp_path / "out")
+    lines = stderr.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ")
+    assert all(w in lines[0] for w in words), lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_no_inputs_is_an_error(tmp_path) -> None:
+    code, _, stderr = cli("build-dataset", "--out", tmp_path)
+    assert code == 2 and "no inputs" in stderr
+
+
+def test_manifest_of_another_schema_version_says_what_to_do(built: Path, tmp_path) -> None:
+    film_manifest = layout.film_manifests(built)[0]
+    table = pq.read_table(film_manifest)
+    meta = dict(table.schema.metadata)
+    meta[b"filmcolor.schema_version"] = b"99"
+    old = tmp_path / "manifests" / "films" / film_manifest.name
+    old.parent.mkdir(parents=True)
+    pq.write_table(table.replace_schema_metadata(meta), old)
+    code, _, stderr = cli("audit", old)
+    assert code == 2
+    assert "schema version 99" in stderr and "re-run" in stderr
+
+
+def test_near_duplicates_across_films(tmp_path) -> None:
+    """Two transfers of the same film (encoded at different quality): with --dedup the
+    later one's frames are rejected as duplicates of the earlier one's; without, kept."""
+    plan = standard_plan(seed=7, n_shots=4, seconds_per_shot=1.5)
+    make_film(tmp_path / "a_transfer.mp4", plan, size=(160, 120), seed=7, crf=18)
+    make_film(tmp_path / "b_transfer.mp4", plan, size=(160, 120), seed=7, crf=24)
+    for flag in ([], ["--dedup", "6"]):
+        out = tmp_path / f"out{len(flag)}"
+        code, _, stderr = cli("build-dataset", tmp_path / "a_transfer.mp4",
+                              tmp_path / "b_transfer.mp4", "--out", out, "-q", *flag)
+        assert code == 0, stderr
+        frames = dataset(out)
+        first = frames["film_id"].str.startswith("a-transfer")
+        duplicate = frames["reject_reason"] == "duplicate"
+        if not flag:
+            assert not duplicate.any()
+            continue
+        assert not (duplicate & first).any()
+        later = frames[~first & (frames["reject_reason"] != "dark")]
+        assert len(later) >= 6 and (later["reject_reason"] == "duplicate").mean() >= 0.8
+
+
+def test_killed_build_reruns_to_the_same_dataset(inputs: Path, tmp_path: Path) -> None:
+    films = tmp_path / "films"
+    films.mkdir()
+    for i in range(3):
+        plan = standard_plan(seed=40 + i, n_shots=20, seconds_per_shot=2.0)
+        make_film(films / f"long{i}.mp4", plan, size=(320, 240), seed=40 + i)
+    command = [sys.executable, str(REPO / "cli.py"), "build-dataset", str(films), "--workers",
+               "2", "-q"]
+    proc = subprocess.Popen([*command, "--out", str(tmp_path / "out")], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while proc.poll() is None and not layout.film_manifests(tmp_path / "out"):
+        time.sleep(0.05)
+    assert proc.poll() is None, "finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not layout.dataset_manifest(tmp_path / "out").exists()
+    subprocess.run([*command, "--out", str(tmp_path / "out")], cwd=REPO, check=True,
+                   capture_output=True)
+    subprocess.run([*command, "--out", str(tmp_path / "clean")], cwd=REPO, check=True,
+                   capture_output=True)
+    pd.testing.assert_frame_equal(dataset(tmp_path / "out"), dataset(tmp_path / "clean"))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                    reason="Ray is not installed (pip install '.[ray]')")
+def test_ray_and_local_give_identical_manifests(inputs: Path, tmp_path: Path) -> None:
+    sources = [inputs / "list.csv", inputs / "films", inputs / "photos"]
+    local = build_dataset(sources, tmp_path / "local", workers=2, progress=False)
+    on_ray = build_dataset(sources, tmp_path / "ray", engine="ray", workers=2, progress=False)
+    assert not local.failures and not on_ray.failures
+    pd.testing.assert_frame_equal(dataset(tmp_path / "ray"), dataset(tmp_path / "local"))
+    for path in layout.film_manifests(tmp_path / "local"):
+        twin = tmp_path / "ray" / path.relative_to(tmp_path / "local")
+        pd.testing.assert_frame_equal(pd.read_parquet(twin), pd.read_parquet(path))
+
+
+def test_audit_writes_contact_sheets(built: Path, tmp_path: Path) -> None:
+    code, stdout, _ = cli("audit", built, "--out", tmp_path / "audit")
+    assert code == 0 and "rejected_dark" in stdout
+    index = (tmp_path / "audit" / "index.html").read_text()
+    frames = dataset(built)
+    for film_id in frames["film_id"].unique():
+        assert f"{film_id}.html" in index
+    dark_film = frames.loc[frames["reject_reason"] == "dark", "film_id"].iloc[0]
+    page = (tmp_path / "audit" / f"{dark_film}.html").read_text()
+    assert "<svg" in page and "dark &lt; 25" in page  # histogram with the threshold
+    assert "class='reason'>dark<" in page  # rejected frames are marked with their reason
+    assert "before | after" in page
+    thumbs = list((tmp_path / "audit" / "thumbs").glob("*.jpg"))
+    assert len(thumbs) >= len(frames[frames["source_kind"] == "film"])
+    # A single manifest works too.
+    code, _, _ = cli("audit", layout.film_manifests(built)[0], "--out", tmp_path / "one")
+    assert code == 0 and (tmp_path / "one" / "index.html").is_file()
+    assert json.loads(json.dumps(manifests.read_metadata(layout.film_manifests(built)[0])))
