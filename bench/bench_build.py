@@ -1,0 +1,78 @@
+"""build-dataset parallel speed-up, measured side by side in one run.
+
+    python bench/bench_build.py [--films 8] [--seconds 30] [--out bench_out]
+
+Makes (once, cached) N synthetic 640x360 H.264 films, then times
+  sequential   extract_film on each film, one after another, in this process
+  workers=2    build-dataset --workers 2 (process pool), including the merge
+and reports the ratio (target <= 0.6 on a 2-core machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def make_films(folder: Path, n: int, seconds: float) -> list[Path]:
+    from filmdata.synthetic import make_film, standard_plan
+
+    folder.mkdir(parents=True, exist_ok=True)
+    films = []
+    for i in range(n):
+        path = folder / f"film{i:02d}.mp4"
+        if not path.exists():
+            plan = standard_plan(seed=100 + i, n_shots=max(2, round(seconds / 3)))
+            tmp = path.with_name(f".{path.name}.part.mp4")
+            make_film(tmp, plan, size=(640, 360), seed=100 + i, preset="medium")
+            tmp.replace(path)
+        films.append(path)
+    return films
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--films", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=REPO / "bench_out")
+    args = parser.parse_args()
+
+    from filmdata.build import build_dataset
+    from filmdata.extract import extract_film
+
+    films = make_films(args.out / "build_films", args.films, args.seconds)
+    sequential_out = args.out / "build_sequential"
+    parallel_out = args.out / "build_parallel"
+    for folder in (sequential_out, parallel_out):
+        shutil.rmtree(folder, ignore_errors=True)
+
+    started = time.perf_counter()
+    for film in films:
+        extract_film(film, sequential_out, progress=False)
+    sequential_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    report = build_dataset([args.out / "build_films"], parallel_out, workers=args.workers,
+                           progress=False)
+    parallel_s = time.perf_counter() - started
+    assert not report.failures, report.failures
+
+    print(f"\n{len(films)} films of {args.seconds:g} s, 640x360 H.264; "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores\n")
+    print(f"{'what':36s} {'seconds':>8s} {'ratio':>7s}")
+    print(f"{'extract one after another':36s} {sequential_s:8.2f} {1.0:7.2f}")
+    print(f"{f'build-dataset --workers {args.workers}':36s} {parallel_s:8.2f} "
+          f"{parallel_s / sequential_s:7.2f}   (target <= 0.6)")
+
+
+if __name__ == "__main__":
+    main()
