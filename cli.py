@@ -341,5 +341,11 @@ def finetune_vgg(data: Path, vgg_weights: Path, out: Path, quiet: bool, **opts: 
         click.echo(f"{result.out}: step {result.step} of {cfg.steps}{last}")
 
 
+# --- train commands ------------------------------------------------------------------
+
+
+# --- evaluate and colorize commands ----------------------------------------------------
+
+
 if __name__ == "__main__":
     main()
