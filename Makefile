@@ -7,7 +7,7 @@ DEMO ?= demo_out
 .PHONY: install demo test lint bench
 
 install:
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test,ray]'
 
 demo: install
 	$(PYTHON) cli.py sample-film $(DEMO)/films/sample_film.mp4 --seconds 60

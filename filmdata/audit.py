@@ -39,7 +39,7 @@ th{background:#eee}td:first-child,th:first-child{text-align:left}
 .shot{display:flex;gap:6px;align-items:flex-start;margin:6px 0;padding:6px;background:#fff;
 border:1px solid #e4e4e4}.meta{width:170px;font-size:12px;color:#555;flex:none}
 figure{margin:0;position:relative}figure img{display:block;border:2px solid #3a3}
-figure.rejected img{border-color:#c33;opacity:.55}figcaption{font-size:11px;color:#555}
+figure.rejected img{border-color:#c33;border-style:dashed}figcaption{font-size:11px;color:#555}
 .reason{position:absolute;top:4px;left:4px;background:#c33;color:#fff;font-size:11px;
 padding:1px 4px}.pair{display:flex;gap:4px}h2{margin-top:28px}
 """

@@ -71,6 +71,7 @@ _CONTENT_PROPOSAL = 20.0  # ContentDetector score (HSV, 0-255) that proposes a h
 _WINDOW_S = 0.4  # seconds of frames on each side of a boundary (k, made odd)
 _THUMB_WIDTH = 32  # pixels
 _BINS = 4  # histogram bins per RGB channel
+_LUMA_BINS = 16  # bins of the luma histogram (what separates shots of black-and-white film)
 # Flat-index offset of each of the 8 bins around a pixel, in (r, g, b) corner order.
 _CORNER_OFFSETS = np.array(
     [(r * _BINS + g) * _BINS + b for r in (0, 1) for g in (0, 1) for b in (0, 1)]
@@ -133,9 +134,10 @@ def _scenedetect_detector(cfg: ShotConfig, min_frames: int):
 
 
 def frame_histogram(rgb: np.ndarray) -> tuple[np.ndarray, float]:
-    """Brightness-normalised, soft-binned colour histogram and mean level of a frame.
+    """Brightness-normalised, soft-binned colour and luma histograms and mean level.
 
-    Returns (float32 (_BINS**3,) summing to 1, mean RGB level 0-255).
+    Returns (float32 (_BINS**3 + _LUMA_BINS,): the colour histogram then the luma
+    histogram, each summing to 1; mean RGB level 0-255).
 
     rgb: (h, w, 3) uint8. The frame is shrunk to a _THUMB_WIDTH-wide thumbnail and
     divided by its mean level, so a global gain (flicker, exposure, a night shot) does
@@ -155,17 +157,28 @@ def frame_histogram(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     flat = base[:, None] + _CORNER_OFFSETS  # (n, 8) the 8 neighbouring bins of each pixel
     w = np.stack([1.0 - frac, frac], axis=1)  # (n, 2, 3): lower/upper weight per channel
     weights = w[:, :, None, None, 0] * w[:, None, :, None, 1] * w[:, None, None, :, 2]
-    hist = np.bincount(flat.ravel(), weights.ravel(), _BINS**3)  # weights (n, 2, 2, 2)
-    return (hist / hist.sum()).astype(np.float32), level
+    colour = np.bincount(flat.ravel(), weights.ravel(), _BINS**3)  # weights (n, 2, 2, 2)
+    # Luma (mean of R, G, B) in _LUMA_BINS bins, shared between the two nearest bins.
+    luma = np.clip(pixels.mean(axis=1) * (scale * _LUMA_BINS / 256.0) - 0.5, 0, _LUMA_BINS - 1)
+    low1 = np.minimum(luma.astype(np.intp), _LUMA_BINS - 2)
+    frac1 = luma - low1
+    grey = np.bincount(np.concatenate([low1, low1 + 1]), np.concatenate([1 - frac1, frac1]),
+                       _LUMA_BINS)
+    return np.concatenate([colour / colour.sum(), grey / grey.sum()]).astype(np.float32), level
 
 
 def window_distance(before: np.ndarray, after: np.ndarray) -> float:
-    """Half-L1 distance (0-1) between the bin-wise medians of two (k, bins) stacks."""
+    """Distance (0-1) between two (k, signature) stacks of frame signatures: the larger of
+    the half-L1 distances between the bin-wise medians of their colour and luma parts."""
     a = np.median(before, axis=0)
     b = np.median(after, axis=0)
-    a /= max(float(a.sum()), 1e-9)
-    b /= max(float(b.sum()), 1e-9)
-    return 0.5 * float(np.abs(a - b).sum())
+    worst = 0.0
+    for part in (slice(0, _BINS**3), slice(_BINS**3, None)):
+        pa, pb = a[part], b[part]
+        pa = pa / max(float(pa.sum()), 1e-9)
+        pb = pb / max(float(pb.sum()), 1e-9)
+        worst = max(worst, 0.5 * float(np.abs(pa - pb).sum()))
+    return worst
 
 
 class ShotDetector:

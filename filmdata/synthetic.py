@@ -26,6 +26,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from av.video.reformatter import ColorRange
 
 # Colour photographs shipped with scikit-image (no download needed).
 PHOTOS: tuple[str, ...] = (
@@ -289,16 +290,21 @@ _CONTAINER_CODEC = {".mp4": "libx264", ".mkv": "libx264", ".avi": "mpeg4", ".mpg
 
 
 def _open_video_stream(container, codec: str, fps: float, size: tuple[int, int], pix_fmt: str,
+                       preset: str,
                        crf: int, vfr: bool):
     rate = Fraction(fps).limit_denominator(1001)
     stream = container.add_stream(codec, rate=rate)
     stream.width, stream.height = size
     stream.pix_fmt = pix_fmt
+    if pix_fmt.startswith("gray"):
+        # Grey samples are full range; say so, or x264's 4:0:0 reads as limited-range
+        # 4:2:0 and the darks are crushed to black.
+        stream.codec_context.color_range = ColorRange.JPEG
     if vfr:
         stream.codec_context.time_base = Fraction(1, 1000)
         stream.time_base = Fraction(1, 1000)
     if codec in ("libx264", "libx265"):
-        stream.options = {"preset": "ultrafast", "crf": str(crf)}
+        stream.options = {"preset": preset, "crf": str(crf)}
         if codec == "libx265":
             stream.options["x265-params"] = "log-level=none"
     else:  # mpeg2video / mpeg4: quality by quantiser scale
@@ -374,14 +380,17 @@ def make_film(
     grain: float = 4.0,
     flicker: float = 0.025,
     crf: int = 20,
+    preset: str = "ultrafast",
     vfr: bool = False,
 ) -> FilmTruth:
     """Render ``plan`` (default: ``standard_plan(seed, fps=fps)``) to ``path``.
 
     size: (width, height) in pixels, both even. codec: default from the suffix
     (.mp4/.mkv libx264, .avi mpeg4, .mpg mpeg2video). grain: std of the luma grain, 0-255
-    levels. flicker: std of the per-frame global gain. vfr: irregular frame durations on a
-    1/1000 s time base (mp4/mkv). Returns the ground truth.
+    levels. flicker: std of the per-frame global gain. crf, preset: x264/x265 quality and
+    speed (ultrafast makes cheap-to-decode files; benchmarks use medium, like a real
+    transfer). vfr: irregular frame durations on a 1/1000 s time base (mp4/mkv). Returns
+    the ground truth.
     """
     path = Path(path)
     shots, transitions = plan if plan is not None else standard_plan(seed, fps=fps)
@@ -398,7 +407,7 @@ def make_film(
     step_ms = 1000.0 / fps
     pts_s: list[float] = []
     with av.open(str(path), "w") as container:
-        stream = _open_video_stream(container, codec, fps, size, pix_fmt, crf, vfr)
+        stream = _open_video_stream(container, codec, fps, size, pix_fmt, preset, crf, vfr)
         sound = _SineTrack(container, path.suffix.lower()) if audio else None
         pts = 0
         for index, parts in enumerate(_timeline(shots, transitions)):
