@@ -1,0 +1,75 @@
+"""FilmDecoder: every thread type decodes the same frames, anamorphic films come out at
+their display size, and the small analysis frames match the full frames."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from filmdata.decode import THREAD_TYPES, DecodeConfig, FilmDecoder, analysis_size, probe
+from filmdata.errors import ConfigError
+from filmdata.synthetic import make_film, standard_plan
+
+
+@pytest.fixture(scope="module")
+def film(tmp_path_factory):
+    path = tmp_path_factory.mktemp("decode") / "film.mp4"
+    return make_film(path, standard_plan(seed=9, n_shots=4, seconds_per_shot=1.0),
+                     size=(192, 144), seed=9)
+
+
+@pytest.mark.parametrize("thread_type", THREAD_TYPES)
+def test_every_thread_type_decodes_every_frame_alike(film, thread_type) -> None:
+    reference = [f.small for f in FilmDecoder(film.path, DecodeConfig("NONE")).frames()]
+    with FilmDecoder(film.path, DecodeConfig(thread_type)) as decoder:
+        frames = list(decoder.frames())
+    assert [f.index for f in frames] == list(range(film.n_frames))
+    assert np.allclose([f.pts_s for f in frames], film.pts_s, atol=1e-3)
+    assert all(np.array_equal(f.small, r) for f, r in zip(frames, reference, strict=True))
+
+
+def test_small_frame_is_a_downscaled_full_frame(film) -> None:
+    with FilmDecoder(film.path, analysis_width=96) as decoder:
+        frame = next(iter(decoder.frames()))
+        full = frame.full()
+    assert full.shape == (144, 192, 3) and frame.small.shape == (72, 96, 3)
+    shrunk = cv2.resize(full, (96, 72), interpolation=cv2.INTER_AREA)
+    assert np.abs(shrunk.astype(int) - frame.small).mean() < 4.0
+
+
+def test_released_frame_cannot_be_converted(film) -> None:
+    with FilmDecoder(film.path) as decoder:
+        frame = next(iter(decoder.frames()))
+        frame.release()
+        with pytest.raises(RuntimeError, match="released"):
+            frame.full()
+
+
+def test_anamorphic_film_is_resized_to_display_aspect(tmp_path) -> None:
+    """A DVD-style 4:3 picture stored as 352x288 with 12:11 pixels: shown 384 wide."""
+    path = tmp_path / "anamorphic.mkv"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 352, 288, "yuv420p"
+        stream.codec_context.sample_aspect_ratio = Fraction(12, 11)
+        stream.options = {"preset": "ultrafast"}
+        for i in range(10):
+            image = np.full((288, 352, 3), 20 * i, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    info = probe(path)
+    assert (info.width, info.display_width) == (352, 384)
+    assert analysis_size(info, 256) == (256, 192)
+    with FilmDecoder(path) as decoder:
+        assert next(iter(decoder.frames())).full().shape == (288, 384, 3)
+
+
+def test_unknown_thread_type_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="thread type"):
+        DecodeConfig("MANY")
