@@ -1,5 +1,5 @@
 # filmcolor: the two commands of the README.
-#   make demo   install, make a sample film, extract its frames, show the manifest
+#   make demo   install; make a sample film and photos; extract, build the dataset, audit
 #   make test   install, lint, run the tests
 PYTHON ?= python3
 DEMO ?= demo_out
@@ -11,10 +11,13 @@ install:
 
 demo: install
 	$(PYTHON) cli.py sample-film $(DEMO)/films/sample_film.mp4 --seconds 60
+	$(PYTHON) cli.py sample-images $(DEMO)/photos
 	$(PYTHON) cli.py extract-frames $(DEMO)/films/sample_film.mp4 --out $(DEMO)/data
+	$(PYTHON) cli.py build-dataset $(DEMO)/films $(DEMO)/photos --out $(DEMO)/data \
+		--val-fraction 0.25 --test-fraction 0.25 --split-by shot
+	$(PYTHON) cli.py audit $(DEMO)/data
 	$(PYTHON) -c "import manifests; df, root = manifests.load_frames('$(DEMO)/data'); \
-	print(df.groupby(['status', 'reject_reason'], dropna=False).size().to_string()); \
-	print(df[['shot_index', 'frame_index', 'pts_s', 'mean_luma', 'status', 'image_path']].head(12).to_string())"
+	print(df.groupby(['source_kind', 'split', 'status'], dropna=False).size().to_string())"
 
 lint: install
 	$(PYTHON) -m ruff check .

@@ -264,6 +264,22 @@ def audit_command(source: Path, out: Path | None) -> None:
     click.echo(f"contact sheets: {report.pages[0]}")
 
 
+@main.command("sample-images")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@one_line_errors
+def sample_images(folder: Path) -> None:
+    """Write scikit-image's colour photographs into FOLDER: a small still-image set
+    ("data B") to try build-dataset and train on."""
+    import cv2
+
+    from filmdata.synthetic import PHOTOS, photo
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in PHOTOS:
+        cv2.imwrite(str(folder / f"{name}.png"), photo(name)[..., ::-1])
+    click.echo(f"{folder}: {len(PHOTOS)} photographs")
+
+
 @main.command("sample-film")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--seconds", type=click.FloatRange(5, 3600), default=60, show_default=True,
@@ -344,7 +360,226 @@ def finetune_vgg(data: Path, vgg_weights: Path, out: Path, quiet: bool, **opts: 
 # --- train commands ------------------------------------------------------------------
 
 
+@main.command("train")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Dataset folder or manifest file (kept frames; split train trains, val "
+                   "validates). Required unless --resume.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Run folder: config.json, last.pt, metrics.jsonl, val/ grids.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="TOML file of training options (keys as the options, or a "
+                                 "[train] table); the command line overrides it.")
+@click.option("--arch", type=click.Choice(["chen", "eccv16"]), default=None,
+              help="chen: the paper's multi-scale, VGG-fused net; eccv16: Zhang et al.'s "
+                   "[default: chen].")
+@click.option("--steps", type=click.IntRange(1), default=None,
+              help="Optimizer steps in all [default: 450000]; LR drops at 4/9 and 5/6 of them.")
+@click.option("--batch-size", type=click.IntRange(1), default=None,
+              help="Images per step and process [default: 40].")
+@click.option("--size", type=click.IntRange(16), default=None,
+              help="Side of the random square crops, a multiple of 8 [default: 176].")
+@click.option("--resize", type=click.IntRange(0), default=None,
+              help="Scale each image's shorter side to this before cropping; 0 keeps the "
+                   "native size (smaller images are always scaled up to the crop) [default: 0].")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None,
+              help="Adam learning rate [default: 3e-5; betas 0.9, 0.99, weight decay 1e-3].")
+@click.option("--workers", type=click.IntRange(0), default=None,
+              help="Image-loading worker processes [default: 4].")
+@click.option("--seed", type=int, default=None,
+              help="Initialisation, image order, crops and flips [default: 0].")
+@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [default: auto].")
+@click.option("--save-every", type=click.IntRange(1), default=None,
+              help="Steps between checkpoints (RUN/last.pt, also written at the end) "
+                   "[default: 1000].")
+@click.option("--val-every", type=click.IntRange(0), default=None,
+              help="Steps between validations (loss, PSNR, AuC, colourfulness, PNG grid); "
+                   "0: never [default: 1000].")
+@click.option("--init", type=click.Path(path_type=Path), default=None,
+              help="Start from the weights of RUN/last.pt (or RUN) with a fresh optimizer: "
+                   "fine-tuning, e.g. on film frames after a base run on images.")
+@click.option("--resume", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Continue the run in this folder exactly where it stopped (its config; "
+                   "--steps, --workers, --device, --save-every, --val-every may change).")
+@click.option("--vgg-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="chen: VGG-16 weights, torchvision's vgg16-397923af.pth or a grey VGG from "
+                   "finetune-vgg.")
+@click.option("--init-zhang", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Zhang et al.'s colorization_release_v2-9b330a0b.pth: the layers it shares.")
+@click.option("--freeze-vgg/--train-vgg", "freeze_vgg", default=None,
+              help="chen: keep the fused VGG frozen (default) or train it with the rest.")
+@click.option("--compile/--no-compile", "compile_model", default=None,
+              help="torch.compile the model [default: no].")
+@click.option("--rebalance/--no-rebalance", default=None,
+              help="Class rebalancing with a prior from the training images [default: no, "
+                   "as in the paper].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or messages.")
+@one_line_errors
+def train_command(config_file: Path | None, resume: Path | None, freeze_vgg: bool | None,
+                  compile_model: bool | None, quiet: bool, **opts: Any) -> None:
+    """Train the colorizer on a dataset made by build-dataset.
+
+    Base run on images, then fine-tuning on film frames:
+
+    \b
+      python cli.py train --data images_data/ --out runs/base
+      python cli.py train --data film_data/ --out runs/film --init runs/base/last.pt
+
+    Under `torchrun --nproc_per_node N cli.py train ...` it trains with DDP (batch size per
+    process). On CUDA: bf16 autocast and channels_last.
+    """
+    import os
+
+    from colorizer.checkpoint import read_checkpoint
+    from colorizer.errors import ConfigError
+    from colorizer.train import read_config_file, resume_config, settle_config, train
+
+    overrides: dict[str, Any] = dict(opts)
+    overrides["vgg_trainable"] = None if freeze_vgg is None else not freeze_vgg
+    overrides["compile"] = compile_model
+    if resume is not None and overrides["out"] is None:
+        overrides["out"] = resume
+    given = {k for k, v in overrides.items() if v is not None}
+    if config_file is not None:
+        given |= set(read_config_file(config_file))
+    if resume is not None:
+        saved = read_checkpoint(resume / "last.pt").get("train_config", {})
+        if not saved:
+            raise ConfigError(f"{resume}/last.pt holds no training config; use --init instead")
+        wanted = settle_config(saved, config_file, overrides)
+        cfg = resume_config(saved, wanted, given)
+    else:
+        cfg = settle_config(None, config_file, overrides)
+        if not cfg.data or not cfg.out:
+            raise ConfigError("give --data DATASET and --out RUN (or --resume RUN)")
+    result = train(cfg, resume=resume is not None, quiet=quiet)
+    if not quiet and int(os.environ.get("RANK", "0")) == 0:
+        last = f", last loss {result.losses[-1]:.4f}" if result.losses else ""
+        val = f", val AuC {result.val['auc']:.4f}" if "auc" in result.val else ""
+        click.echo(f"{result.out / 'last.pt'}: step {result.step} of {cfg.steps}{last}{val}")
+
+
 # --- evaluate and colorize commands ----------------------------------------------------
+
+
+@main.command("evaluate")
+@click.option("--checkpoint", type=click.Path(path_type=Path), required=True,
+              help="Checkpoint to evaluate (RUN/last.pt of a training run).")
+@click.option("--data", type=click.Path(path_type=Path), required=True,
+              help="Dataset folder or frames manifest.")
+@click.option("--split", default="test", show_default=True,
+              type=click.Choice(["train", "val", "test", "all"]),
+              help="Kept frames of this split (all: every kept frame).")
+@click.option("--temperature", "temperatures", multiple=True,
+              help="Annealed-mean temperature; repeat it (or give 0.2,0.38,0.5) to compare "
+                   "several [default: 0.5].")
+@click.option("--size", type=click.IntRange(16), default=176, show_default=True,
+              help="Side of the square centre crops (multiple of 8).")
+@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=None,
+              help="Evaluate at most this many images, evenly spread over the split.")
+@click.option("--arch", type=click.Choice(["chen", "eccv16"]), default=None,
+              help="Refuse a checkpoint of another architecture.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@one_line_errors
+def evaluate_command(checkpoint: Path, data: Path, temperatures: tuple[str, ...],
+                     as_json: bool, **opts: Any) -> None:
+    """Score a checkpoint on a dataset split next to two baselines on the same images.
+
+    Baselines: grey (ab = 0) and the dataset's mean colour (mean ab of the train frames).
+    Columns: cross-entropy (model only), PSNR (dB, sRGB), SSIM (sRGB), AuC of the ab error
+    over thresholds 0..150, colourfulness (Hasler-Suesstrunk); a ground-truth row gives the
+    originals' colourfulness.
+    """
+    import json
+
+    from colorizer.evaluate import EvalConfig, evaluate
+
+    temps = _temperatures(temperatures)
+    report = evaluate(EvalConfig(checkpoint=checkpoint, data=data, temperatures=temps, **opts))
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=1))
+    else:
+        click.echo(report.to_string())
+
+
+def _temperatures(values: tuple[Any, ...]) -> tuple[float, ...]:
+    from colorizer.errors import ConfigError
+
+    out: list[float] = []
+    for value in values:
+        for part in str(value).split(","):
+            try:
+                out.append(float(part))
+            except ValueError:
+                raise ConfigError(f"--temperature {value!r}: give numbers, e.g. 0.38") from None
+    return tuple(out) or (0.5,)
+
+
+@main.command("colorize")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--checkpoint", type=click.Path(path_type=Path), required=True,
+              help="Trained checkpoint (RUN/last.pt).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("colorized"),
+              show_default=True, help="Output folder: <stem>_color.png / <stem>_color.mp4.")
+@click.option("--temperature", type=click.FloatRange(0), default=0.5, show_default=True,
+              help="Annealed mean: lower is more saturated (0: the most likely colour), "
+                   "1 the mean (greyer).")
+@click.option("--work-size", type=click.IntRange(16), default=256, show_default=True,
+              help="Shorter side the network sees, pixels (never upscaled); colours are "
+                   "upsampled to the full resolution.")
+@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True,
+              help="Frames per network batch.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--arch", type=click.Choice(["chen", "eccv16"]), default=None,
+              help="Refuse a checkpoint of another architecture.")
+@click.option("--format", "image_format", type=click.Choice(["png", "jpg"]), default="png",
+              show_default=True, help="Format of colorized images.")
+@click.option("--quality", "jpeg_quality", type=click.IntRange(1, 100), default=95,
+              show_default=True, help="JPEG quality.")
+@click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True,
+              help="Film quality (libx264 CRF): lower is better and bigger.")
+@click.option("--preset", default="veryfast", show_default=True,
+              type=click.Choice(["ultrafast", "superfast", "veryfast", "faster", "fast",
+                                 "medium", "slow", "slower", "veryslow"]),
+              help="libx264 preset: slower gives smaller files at the same quality.")
+@click.option("--start", "start_s", type=click.FloatRange(0), default=None,
+              help="Films: colorize from this time on (seconds).")
+@click.option("--end", "end_s", type=click.FloatRange(0, min_open=True), default=None,
+              help="Films: stop at this time (seconds).")
+@click.option("--smooth", "smooth_s", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Films: smooth colours over time within each shot, time constant in "
+                   "seconds (try 0.2): less flicker, but colours lag behind fast motion.")
+@click.option("--cut-threshold", type=click.FloatRange(0), default=20.0, show_default=True,
+              help="Films, with --smooth: ContentDetector luma score that restarts smoothing.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or per-file lines.")
+@one_line_errors
+def colorize_command(inputs: tuple[Path, ...], quiet: bool, **opts: Any) -> None:
+    """Colorize INPUTS: images, films, or folders of them, into --out.
+
+    Each output keeps its input's full-resolution lightness (L); the network predicts the
+    colour (ab) at --work-size and it is upsampled. Films keep their frame rate, timing
+    and audio (copied unchanged) and are re-encoded with H.264. A bad input gives one
+    error line and the others go on; the exit status is then 1.
+    """
+    from colorizer.colorize import ColorizeConfig, colorize_paths
+
+    cfg = ColorizeConfig(quiet=quiet, **opts)
+    done = failed = 0
+    for result in colorize_paths(inputs, cfg):
+        if result.error is not None:
+            click.echo(f"error: {result.error}", err=True)
+            failed += 1
+            continue
+        done += 1
+        if not quiet:
+            rate = f", {result.frames / result.seconds:.1f} frames/s" if result.kind == "film" \
+                and result.seconds > 0 else ""
+            click.echo(f"{result.source} -> {result.output} ({result.seconds:.1f} s{rate})")
+    if failed:
+        click.echo(f"{failed} of {done + failed} input(s) failed", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -177,7 +177,7 @@ class _FilmRun:
         detector = self.detector
         bar = tqdm(
             total=self.info.frame_count_estimate, unit="frame", desc=self.path.name[:30],
-            disable=not progress, leave=False, dynamic_ncols=True,
+            disable=not progress, leave=False, dynamic_ncols=True, mininterval=0.5,
         )
         pending: list[Future[None]] = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="finish-shot") as pool:

@@ -28,6 +28,8 @@ import cv2
 import numpy as np
 from av.video.reformatter import ColorRange
 
+from filmdata.errors import ConfigError
+
 # Colour photographs shipped with scikit-image (no download needed).
 PHOTOS: tuple[str, ...] = (
     "astronaut",
@@ -159,9 +161,14 @@ def _transition(kind: str, rng: np.random.Generator, fps: float) -> TransitionSp
 
 
 @cache
-def _photo(name: str) -> np.ndarray:
+def photo(name: str) -> np.ndarray:
     """A scikit-image photo as RGB uint8 (h, w, 3)."""
-    import skimage.data
+    try:
+        import skimage.data
+    except ImportError as exc:
+        raise ConfigError(
+            "sample media are made from scikit-image's photos: pip install scikit-image"
+        ) from exc
 
     img = getattr(skimage.data, name)()
     if img.ndim == 2:
@@ -201,7 +208,7 @@ class _ShotRenderer:
         if spec.kind == "title":
             self.source = _cover(_title_card(spec.text, width, height, rng), width, height)
         else:
-            self.source = _cover(_photo(spec.photo), width, height)
+            self.source = _cover(photo(spec.photo), width, height)
         sh, sw = self.source.shape[:2]
         self.room = (sw - width, sh - height)  # pixels the view can move, (x, y)
         self.start = rng.uniform(0.1, 0.9, size=2) * self.room  # view offset at t=0, (x, y)
