@@ -266,8 +266,9 @@ def audit_command(source: Path, out: Path | None) -> None:
 
 @main.command("sample-images")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--grey", is_flag=True, help="Write them in black and white (to colorize).")
 @one_line_errors
-def sample_images(folder: Path) -> None:
+def sample_images(folder: Path, grey: bool) -> None:
     """Write scikit-image's colour photographs into FOLDER: a small still-image set
     ("data B") to try build-dataset and train on."""
     import cv2
@@ -276,7 +277,9 @@ def sample_images(folder: Path) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     for name in PHOTOS:
-        cv2.imwrite(str(folder / f"{name}.png"), photo(name)[..., ::-1])
+        image = photo(name)  # (H, W, 3) uint8 RGB
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if grey else image[..., ::-1]
+        cv2.imwrite(str(folder / f"{name}.png"), image)
     click.echo(f"{folder}: {len(PHOTOS)} photographs")
 
 
@@ -288,8 +291,11 @@ def sample_images(folder: Path) -> None:
 @click.option("--fps", type=float, default=24.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--audio/--no-audio", default=True, show_default=True)
+@click.option("--grey", is_flag=True, help="Black and white (gray pixel format): to colorize.")
 @one_line_errors
-def sample_film(path: Path, seconds: float, size: str, fps: float, seed: int, audio: bool) -> None:
+def sample_film(
+    path: Path, seconds: float, size: str, fps: float, seed: int, audio: bool, grey: bool
+) -> None:
     """Make a synthetic film at PATH from real photographs, with known shots.
 
     Pans and zooms, grain, flicker, a colour cast, dark night shots, a grey title card,
@@ -310,7 +316,8 @@ def sample_film(path: Path, seconds: float, size: str, fps: float, seed: int, au
         raise ConfigError(f"--size {size!r}: both sides must be even and at least 32")
     path.parent.mkdir(parents=True, exist_ok=True)
     plan = standard_plan(seed=seed, n_shots=max(2, round(seconds / 3.0)), fps=fps)
-    truth = make_film(path, plan, size=(width, height), fps=fps, seed=seed, audio=audio)
+    truth = make_film(path, plan, size=(width, height), fps=fps, seed=seed, audio=audio,
+                      pix_fmt="gray" if grey else "yuv420p")
     facts = {k: v for k, v in dataclasses.asdict(truth).items() if k != "pts_s"}
     path.with_name(path.name + ".truth.json").write_text(json.dumps(facts, default=str, indent=1))
     click.echo(f"{path}: {truth.n_frames} frames, {len(truth.shots)} shots")

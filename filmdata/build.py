@@ -16,6 +16,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -228,7 +229,8 @@ def run_local(
         return results
     results_by_task: dict[int, FilmResult] = {}
     context = multiprocessing.get_context("spawn")  # no forked decoder or BLAS threads
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                             initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
         futures: dict[Future[FilmResult], int] = {
             pool.submit(run_task, task, str(out_root), cfg, force): i
             for i, task in enumerate(tasks)
@@ -253,6 +255,18 @@ def run_local(
         finally:
             bar.close()
     return [results_by_task[i] for i in range(len(tasks))]
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Pool worker initializer: end this worker when the build process is gone (killed),
+    instead of finishing its film for nobody and idling forever."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def run_ray(

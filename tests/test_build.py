@@ -205,9 +205,18 @@ def test_killed_build_reruns_to_the_same_dataset(inputs: Path, tmp_path: Path) -
     while proc.poll() is None and not layout.film_manifests(tmp_path / "out"):
         time.sleep(0.05)
     assert proc.poll() is None, "finished before it could be killed"
+    workers = _children(proc.pid)
+    assert workers, "no pool workers found"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not layout.dataset_manifest(tmp_path / "out").exists()
+    for _ in range(100):  # the orphaned workers end by themselves
+        if not [pid for pid in workers if Path(f"/proc/{pid}").exists()
+                and "zombie" not in _state(pid)]:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("pool workers outlived the killed build")
     subprocess.run([*command, "--out", str(tmp_path / "out")], cwd=REPO, check=True,
                    capture_output=True)
     subprocess.run([*command, "--out", str(tmp_path / "clean")], cwd=REPO, check=True,
@@ -246,3 +255,23 @@ def test_audit_writes_contact_sheets(built: Path, tmp_path: Path) -> None:
     code, _, _ = cli("audit", layout.film_manifests(built)[0], "--out", tmp_path / "one")
     assert code == 0 and (tmp_path / "one" / "index.html").is_file()
     assert json.loads(json.dumps(manifests.read_metadata(layout.film_manifests(built)[0])))
+
+
+def _children(pid: int) -> list[int]:
+    """Pids of the processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _state(pid: int) -> str:
+    try:
+        return (Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0]).lower()
+    except (OSError, IndexError):
+        return "gone"
