@@ -1,6 +1,6 @@
 """build-dataset parallel speed-up, measured side by side in one run.
 
-    python bench/bench_build.py [--films 8] [--seconds 30] [--out bench_out]
+    python bench/bench_build.py [--films 8] [--seconds 60] [--out bench_out]
 
 Makes (once, cached) N synthetic 640x360 H.264 films, then times
   sequential   extract_film on each film, one after another, in this process
@@ -41,7 +41,7 @@ def make_films(folder: Path, n: int, seconds: float) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--films", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO / "bench_out")
     args = parser.parse_args()
@@ -49,7 +49,7 @@ def main() -> None:
     from filmdata.build import build_dataset
     from filmdata.extract import extract_film
 
-    films = make_films(args.out / "build_films", args.films, args.seconds)
+    films = make_films(args.out / f"build_films_{args.seconds:g}s", args.films, args.seconds)
     sequential_out = args.out / "build_sequential"
     parallel_out = args.out / "build_parallel"
     for folder in (sequential_out, parallel_out):
@@ -61,7 +61,7 @@ def main() -> None:
     sequential_s = time.perf_counter() - started
 
     started = time.perf_counter()
-    report = build_dataset([args.out / "build_films"], parallel_out, workers=args.workers,
+    report = build_dataset([films[0].parent], parallel_out, workers=args.workers,
                            progress=False)
     parallel_s = time.perf_counter() - started
     assert not report.failures, report.failures

@@ -29,6 +29,7 @@ import pandas as pd
 
 import manifests
 from filmdata.config import ExtractConfig
+from filmdata.decode import DecodeConfig
 from filmdata.errors import ConfigError, FilmDataError, FilmOpenError
 from filmdata.extract import FilmResult, extract_film, film_id_for
 from filmdata.images import ImageSetConfig, image_set_id, index_images, is_image, list_images
@@ -227,6 +228,7 @@ def run_local(
             bar.update()
         bar.close()
         return results
+    cfg = one_decode_thread(cfg)
     results_by_task: dict[int, FilmResult] = {}
     context = multiprocessing.get_context("spawn")  # no forked decoder or BLAS threads
     with ProcessPoolExecutor(max_workers=workers, mp_context=context,
@@ -255,6 +257,13 @@ def run_local(
         finally:
             bar.close()
     return [results_by_task[i] for i in range(len(tasks))]
+
+
+def one_decode_thread(cfg: BuildConfig) -> BuildConfig:
+    """With one film per core, FFmpeg's extra decode threads only compete: decode each
+    film on one thread. (Thread settings never change the output.)"""
+    extract = dataclasses.replace(cfg.extract, decode=DecodeConfig(thread_type="SLICE"))
+    return dataclasses.replace(cfg, extract=extract)
 
 
 def _exit_with_parent(parent_pid: int) -> None:
@@ -292,6 +301,7 @@ def run_ray(
     ray.init(**init)
     try:
         remote = ray.remote(num_cpus=1, max_retries=1)(run_task)
+        cfg = one_decode_thread(cfg)  # one CPU per task
         refs = [remote.remote(task, str(out_root), cfg, force) for task in tasks]
         index = {ref: i for i, ref in enumerate(refs)}
         results: dict[int, FilmResult] = {}
