@@ -1,5 +1,5 @@
 # filmcolor: the two commands of the README.
-#   make demo   install; make a sample film and photos; extract, build the dataset, audit
+#   make demo   install; sample film + photos -> extract, build-dataset, audit, train, colorize
 #   make test   install, lint, run the tests
 PYTHON ?= python3
 DEMO ?= demo_out
@@ -16,6 +16,13 @@ demo: install
 	$(PYTHON) cli.py build-dataset $(DEMO)/films $(DEMO)/photos --out $(DEMO)/data \
 		--val-fraction 0.25 --test-fraction 0.25 --split-by shot
 	$(PYTHON) cli.py audit $(DEMO)/data
+	$(PYTHON) cli.py train --data $(DEMO)/data --out $(DEMO)/runs/base --arch eccv16 \
+		--steps 60 --size 64 --batch-size 8 --lr 3e-4 --val-every 20 --save-every 20 \
+		--workers 1 --device cpu
+	$(PYTHON) cli.py sample-images $(DEMO)/bw --grey
+	$(PYTHON) cli.py sample-film $(DEMO)/bw/bw_film.mp4 --seconds 5 --size 320x180 --grey --seed 2
+	$(PYTHON) cli.py colorize $(DEMO)/bw/coffee.png $(DEMO)/bw/bw_film.mp4 \
+		--checkpoint $(DEMO)/runs/base/last.pt --out $(DEMO)/colorized --device cpu --smooth 0.2
 	$(PYTHON) -c "import manifests; df, root = manifests.load_frames('$(DEMO)/data'); \
 	print(df.groupby(['source_kind', 'split', 'status'], dropna=False).size().to_string())"
 
@@ -29,3 +36,6 @@ test: install
 bench: install
 	$(PYTHON) bench/bench_extract.py
 	$(PYTHON) bench/bench_shots.py
+	$(PYTHON) bench/bench_build.py
+	$(PYTHON) bench/bench_soft_encode.py
+	$(PYTHON) bench/bench_colorize.py

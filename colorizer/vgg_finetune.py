@@ -25,8 +25,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from colorizer.dataset import random_crop
 from colorizer.errors import ConfigError, DataError, WeightsError
-from colorizer.images import random_square_crop, read_rgb
+from colorizer.images import read_rgb
 from colorizer.lab import rgb_to_lab
 from colorizer.vgg import VggFeatures, grey_input, rgb_input
 from colorizer.weights import (
@@ -144,7 +145,7 @@ class _StepBatches(Dataset):
                 img = read_rgb(self.paths[self._order(epoch)[offset]])
             except DataError as exc:
                 return str(exc)
-            crops.append(random_square_crop(img, self.cfg.size, rng))
+            crops.append(random_crop(img, self.cfg.size, rng, resize=self.cfg.size))
         return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
 
 

@@ -1,0 +1,689 @@
+"""Training the colorizer: `python cli.py train --data DIR --out RUN`.
+
+One step: uint8 crops (from DataLoader workers) go to the device; there, in float32 outside
+autocast, L, ab = Lab of the crop, targets = soft_encode(downsample_ab(ab)); under bf16
+autocast (CUDA) logits = model(L); loss = soft cross-entropy (optionally class-rebalanced);
+Adam step; LR schedule step.
+
+Run folder:
+    RUN/config.json     the settled TrainConfig (defaults < TOML file < command line)
+    RUN/last.pt         checkpoint (colorizer.checkpoint format), every save_every steps + end
+    RUN/metrics.jsonl   {"kind": "train" | "val", "step": ..., ...} one JSON object a line
+    RUN/val/step_NNNNNNN.png   grey input | prediction | ground truth, fixed val images
+    RUN/tb/             TensorBoard events, when tensorboard is installed
+
+Exact resume: the data of a step is a function of (seed, step) (colorizer.dataset), the
+checkpoint holds the model, optimizer, scheduler, step and the RNG states, and CPU runs use
+deterministic algorithms; N steps + resume for M gives the losses of N + M steps in one go.
+
+Under torchrun (RANK / WORLD_SIZE / LOCAL_RANK set) the same call runs DDP: gloo on CPU,
+nccl on CUDA; each process takes its DistributedSampler share, batch_size is per process;
+rank 0 alone logs, validates and writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from colorizer.bins import annealed_mean, downsample_ab, soft_cross_entropy, soft_encode
+from colorizer.checkpoint import read_checkpoint, save_checkpoint
+from colorizer.dataset import (
+    CropDataset,
+    Splits,
+    StepBatchSampler,
+    centre_crops,
+    load_splits,
+    make_loader,
+)
+from colorizer.errors import ColorizerError, ConfigError, DataError, WeightsError
+from colorizer.lab import join_lab, lab_to_rgb, rgb_to_lab, split_lab
+from colorizer.metrics import auc_ab, colorfulness, psnr
+from colorizer.model import ARCHS, ModelConfig, build_model
+from colorizer.rebalance import RebalanceConfig, class_weights, pixel_weights, prior_from_paths
+from colorizer.vgg_finetune import resolve_device
+from colorizer.weights import load_eccv16_weights, load_vgg_weights
+
+
+class TrainingDiverged(ColorizerError):
+    """The loss became NaN or infinite; the last good checkpoint was kept."""
+
+
+class TrainingResourceError(ColorizerError):
+    """The device ran out of memory; the message says which option to lower."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run. Paths are strings (the config is JSON)."""
+
+    data: str = ""  # dataset folder or manifest file (kept rows; split train / val)
+    out: str = ""  # run folder
+    arch: str = "chen"  # chen (the paper) or eccv16 (Zhang et al.)
+    vgg_trainable: bool = False  # chen: train the fused VGG too (--train-vgg); frozen by default
+    steps: int = 450_000  # optimizer steps in all (Zhang et al.: 450k)
+    batch_size: int = 40  # per process (Zhang et al.: 40)
+    size: int = 176  # side of the square random crops (multiple of 8)
+    resize: int = 0  # scale each image's shorter side to this before cropping; 0: native size
+    lr: float = 3e-5  # Adam learning rate (Zhang et al.)
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 1e-3
+    lr_drop_at: tuple[float, ...] = (4 / 9, 5 / 6)  # fractions of steps (200k, 375k of 450k)
+    lr_drop_to: tuple[float, ...] = (1 / 3, 0.1)  # lr multiplier from each drop: 1e-5, 3e-6
+    workers: int = 4  # DataLoader worker processes (0: load in the training process)
+    seed: int = 0  # initialisation, image order, crops and flips
+    device: str = "auto"  # auto (CUDA if present), cpu, cuda, cuda:N; torchrun: LOCAL_RANK
+    save_every: int = 1000  # steps between checkpoints (and one at the end)
+    val_every: int = 1000  # steps between validations (0: never)
+    log_every: int = 10  # steps between progress / metrics records
+    val_images: int = 16  # validation images (the first of the val split, centre crops)
+    grid_images: int = 8  # of which shown in the PNG grid
+    temperature: float = 0.5  # annealed-mean decoding for validation
+    init: str | None = None  # RUN/last.pt to start from (weights only, fresh optimizer)
+    vgg_weights: str | None = None  # chen: torchvision VGG-16 or a grey VGG from finetune-vgg
+    init_zhang: str | None = None  # Zhang's released ECCV16 weights
+    rebalance: bool = False  # class rebalancing, prior from the training images (off: paper)
+    rebalance_images: int = 500  # training images sampled for the prior
+    compile: bool = False  # torch.compile the model
+    amp: bool = True  # bf16 autocast (CUDA only)
+    channels_last: bool = True  # channels_last memory format (CUDA only)
+    deterministic: bool = True  # deterministic algorithms (CPU runs): exact resume
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ConfigError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        for name in ("steps", "batch_size", "save_every", "log_every", "val_images"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("workers", "val_every", "resize", "grid_images", "rebalance_images"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.size < 16 or self.size % 8:
+            raise ConfigError(f"size must be a multiple of 8 and >= 16, got {self.size}")
+        if not self.lr > 0 or self.weight_decay < 0 or self.temperature < 0:
+            raise ConfigError("need lr > 0, weight_decay >= 0 and temperature >= 0")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        if len(self.lr_drop_at) != len(self.lr_drop_to):
+            raise ConfigError("lr_drop_at and lr_drop_to must have the same length")
+        if list(self.lr_drop_at) != sorted(self.lr_drop_at):
+            raise ConfigError(f"lr_drop_at must be increasing, got {self.lr_drop_at}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+    @property
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(arch=self.arch, vgg_trainable=self.vgg_trainable)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+# What a resumed run may change; everything else must match the checkpoint's config.
+RESUME_MAY_CHANGE = frozenset(
+    {"data", "out", "steps", "workers", "device", "save_every", "val_every", "log_every",
+     "val_images", "grid_images", "compile"}
+)  # fmt: skip
+_PATH_FIELDS = ("data", "out", "init", "vgg_weights", "init_zhang")
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name not in FIELDS:
+        raise ConfigError(f"unknown training option {name!r}; known: {', '.join(sorted(FIELDS))}")
+    if isinstance(value, list):
+        return tuple(value)
+    if name in _PATH_FIELDS and value is not None:
+        return str(value)
+    return value
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Options from a TOML file: top-level keys or a [train] table; dashes or underscores."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        raise ConfigError("reading a TOML config needs Python >= 3.11 (tomllib)") from None
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    table = raw.get("train", raw)
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [train] must be a table")
+    values = {str(k).replace("-", "_"): v for k, v in table.items()}
+    return {k: _coerce(k, v) for k, v in values.items()}
+
+
+def settle_config(
+    base: Mapping[str, Any] | None = None,
+    file: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> TrainConfig:
+    """The config: `base` (defaults, or a checkpoint's config) < TOML `file` < `overrides`
+    (command line; None values are ignored)."""
+    values: dict[str, Any] = {k: _coerce(k, v) for k, v in (base or {}).items()}
+    if file is not None:
+        values.update(read_config_file(file))
+    values.update({k: _coerce(k, v) for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return TrainConfig(**values)
+    except TypeError as exc:
+        raise ConfigError(f"bad training option: {exc}") from exc
+
+
+def resume_config(saved: Mapping[str, Any], wanted: TrainConfig, given: set[str]) -> TrainConfig:
+    """The config of a resumed run: the saved one, with the options in `given` taken from
+    `wanted` (they must be ones a resumed run may change, or equal the saved values)."""
+    base = settle_config(saved)
+    changes: dict[str, Any] = {}
+    for name in sorted(given):
+        now, then = getattr(wanted, name), getattr(base, name)
+        if now == then:
+            continue
+        if name not in RESUME_MAY_CHANGE:
+            raise ConfigError(
+                f"the run was started with {name}={then!r}, now {now!r}: a resumed run keeps "
+                f"it; drop that option, or start a new run with --init RUN/last.pt"
+            )
+        changes[name] = now
+    return dataclasses.replace(base, **changes)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out: Path
+    start_step: int  # the step this call started from
+    step: int  # steps done in all
+    losses: tuple[float, ...]  # training loss of each step of this call (rank mean)
+    val: dict[str, float] = field(default_factory=dict)  # the last validation metrics
+
+
+# --- distributed -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    started_here: bool = False
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _start_distributed(device_name: str) -> tuple[_Dist, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist(), resolve_device(device_name)
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device_name == "cpu" or (device_name == "auto" and not torch.cuda.is_available()):
+        device, backend = torch.device("cpu"), "gloo"
+    else:
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {device_name} under torchrun, but there is no GPU")
+        device, backend = torch.device("cuda", local), "nccl"
+        torch.cuda.set_device(device)
+    started = not dist.is_initialized()
+    if started:
+        dist.init_process_group(backend=backend)
+    return _Dist(rank, world, local, started), device
+
+
+# --- the run -------------------------------------------------------------------------
+
+
+def _lr_factor(cfg: TrainConfig):
+    drops = [(round(f * cfg.steps), m) for f, m in zip(cfg.lr_drop_at, cfg.lr_drop_to, strict=True)]
+
+    def factor(step: int) -> float:
+        value = 1.0
+        for at, mult in drops:
+            if step >= at:
+                value = mult
+        return value
+
+    return factor
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+         n["cached_gaussian"])
+    )  # fmt: skip
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if device.type == "cuda" and "cuda" in state:
+        with contextlib.suppress(RuntimeError):  # another number of GPUs: keep theirs
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextlib.contextmanager
+def _determinism(enabled: bool) -> Iterator[None]:
+    before = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    if enabled:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn_only)
+
+
+class _Log:
+    """metrics.jsonl, TensorBoard (if installed) and messages: rank 0 only."""
+
+    def __init__(self, out: Path, start: int, enabled: bool, quiet: bool) -> None:
+        self.enabled, self.quiet = enabled, quiet
+        self.path = out / "metrics.jsonl"
+        self.tb = None
+        if not enabled:
+            return
+        self._truncate(start)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard not installed: JSONL only
+            return
+        self.tb = SummaryWriter(str(out / "tb"), purge_step=start + 1 if start else None)
+
+    def _truncate(self, start: int) -> None:
+        """Drop records after the checkpoint's step (a crashed run logged beyond it)."""
+        if not self.path.exists():
+            return
+        keep = [
+            line for line in self.path.read_text().splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= start
+        ]  # fmt: skip
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in keep))
+        os.replace(tmp, self.path)
+
+    def record(self, kind: str, step: int, values: Mapping[str, float]) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a") as f:
+            f.write(json.dumps({"kind": kind, "step": step, **values}) + "\n")
+        if self.tb is not None:
+            for k, v in values.items():
+                self.tb.add_scalar(f"{kind}/{k}", v, step)
+
+    def say(self, text: str) -> None:
+        if self.enabled and not self.quiet:
+            tqdm.write(text, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _load_init_weights(model: torch.nn.Module, cfg: TrainConfig, log: _Log) -> None:
+    """--init-zhang, then --vgg-weights, then --init (which replaces everything)."""
+    if cfg.init_zhang:
+        log.say(load_eccv16_weights(model, cfg.init_zhang).summary())
+    if cfg.vgg_weights:
+        if not cfg.model_config.uses_vgg:
+            raise ConfigError("--vgg-weights is for --arch chen; eccv16 has no VGG")
+        log.say(load_vgg_weights(model, cfg.vgg_weights).summary())
+    elif cfg.model_config.uses_vgg and not cfg.init:
+        log.say("note: chen without --vgg-weights: its VGG starts random")
+    if cfg.init:
+        path = Path(cfg.init)
+        payload = read_checkpoint(path / "last.pt" if path.is_dir() else path)
+        arch = payload.get("model_config", {}).get("arch")
+        if arch != cfg.arch:
+            raise ConfigError(f"--init {path} holds a {arch!r} model; train it with --arch {arch}")
+        try:
+            model.load_state_dict(payload["model"])
+        except (RuntimeError, KeyError) as exc:
+            raise WeightsError(f"--init {path}: weights do not fit ({exc})") from exc
+        log.say(f"{path}: weights of step {payload.get('step')} loaded (fresh optimizer)")
+
+
+def _rebalance_weights(cfg: TrainConfig, splits: Splits) -> torch.Tensor:
+    paths = list(splits.train)
+    if len(paths) > cfg.rebalance_images:
+        pick = np.random.default_rng(cfg.seed).choice(len(paths), cfg.rebalance_images, False)
+        paths = [paths[i] for i in sorted(pick)]
+    prior = prior_from_paths(paths, RebalanceConfig(enabled=True))
+    return class_weights(prior)
+
+
+def lab_targets(rgb_u8: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (B, 3, S, S) -> (L (B, 1, S, S), ab (B, 2, S, S)) float32 on device."""
+    rgb = rgb_u8.to(device, non_blocking=True).float().div_(255.0)
+    return split_lab(rgb_to_lab(rgb))
+
+
+@torch.no_grad()
+def validate(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    device: torch.device,
+    cfg: TrainConfig,
+    weights: torch.Tensor | None = None,
+) -> tuple[dict[str, float], torch.Tensor]:
+    """Metrics of the model on uint8 images (N, 3, S, S) and an RGB grid (uint8 H x W x 3) of
+    grey input | prediction | ground truth for the first grid_images."""
+    was_training = model.training
+    model.eval()
+    use_amp = cfg.amp and device.type == "cuda"
+    sums = {"loss": 0.0, "psnr": 0.0, "auc": 0.0, "auc_grey": 0.0, "colorfulness": 0.0,
+            "colorfulness_true": 0.0}  # fmt: skip
+    rows = []
+    for chunk in images.split(cfg.batch_size):
+        L, ab = lab_targets(chunk, device)
+        targets = soft_encode(downsample_ab(ab))
+        x = L.contiguous(memory_format=torch.channels_last) if use_amp else L
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            logits = model(x)
+        pw = pixel_weights(weights, targets) if weights is not None else None
+        sums["loss"] += soft_cross_entropy(logits, targets, pw).item() * len(chunk)
+        pred_ab = F.interpolate(
+            annealed_mean(logits, cfg.temperature), size=L.shape[-2:], mode="bilinear",
+            align_corners=False,
+        )  # fmt: skip
+        pred = lab_to_rgb(join_lab(L, pred_ab))
+        true = chunk.to(device).float() / 255.0
+        sums["psnr"] += psnr(pred, true).sum().item()
+        sums["auc"] += auc_ab(pred_ab, ab).sum().item()
+        sums["auc_grey"] += auc_ab(torch.zeros_like(ab), ab).sum().item()
+        sums["colorfulness"] += colorfulness(pred).sum().item()
+        sums["colorfulness_true"] += colorfulness(true).sum().item()
+        grey = lab_to_rgb(join_lab(L, torch.zeros_like(ab)))
+        rows.append(torch.cat((grey, pred, true), dim=-1).cpu())  # (b, 3, S, 3S)
+    model.train(was_training)
+    n = max(1, len(images))
+    grid = torch.cat(rows)[: cfg.grid_images] if rows else torch.empty(0, 3, 1, 1)
+    grid = (grid.permute(0, 2, 3, 1).flatten(0, 1) * 255.0).round().to(torch.uint8)
+    return {k: v / n for k, v in sums.items()}, grid
+
+
+def make_step(
+    net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    device: torch.device,
+    cfg: TrainConfig,
+    weights: torch.Tensor | None = None,
+):
+    """The training step: uint8 (B, 3, S, S) batch -> the loss (a device tensor, not synced).
+
+    Lab conversion and soft-encoding in float32 outside autocast; the network under bf16
+    autocast on CUDA (cfg.amp), its input channels_last there (cfg.channels_last)."""
+    on_cuda = device.type == "cuda"
+    use_amp = cfg.amp and on_cuda
+    channels_last = cfg.channels_last and on_cuda
+
+    def step(batch: torch.Tensor) -> torch.Tensor:
+        L, ab = lab_targets(batch, device)
+        targets = soft_encode(downsample_ab(ab))
+        pw = pixel_weights(weights, targets) if weights is not None else None
+        if channels_last:
+            L = L.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            logits = net(L)
+        loss = soft_cross_entropy(logits, targets, pw)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        return loss.detach()
+
+    return step
+
+
+def _write_png(path: Path, rgb: torch.Tensor) -> None:
+    import cv2
+
+    if rgb.numel() == 0:
+        return
+    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb.numpy(), cv2.COLOR_RGB2BGR))
+    if ok:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data.tobytes())
+        os.replace(tmp, path)
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    stop_after: int | None = None,
+    quiet: bool = False,
+) -> TrainResult:
+    """Train per `cfg` into cfg.out (resume: continue its last.pt). `stop_after`: stop (and
+    save) after this step, as if interrupted there."""
+    from manifests import load_frames
+
+    ddp, device = _start_distributed(cfg.device)
+    try:
+        frames, root = load_frames(cfg.data)
+        splits = load_splits(frames, root, source=str(cfg.data))
+        with _determinism(cfg.deterministic and device.type == "cpu"):
+            return _run(cfg, splits, ddp, device, resume, stop_after, quiet)
+    finally:
+        if ddp.started_here:
+            dist.destroy_process_group()
+
+
+def _run(
+    cfg: TrainConfig,
+    splits: Splits,
+    ddp: _Dist,
+    device: torch.device,
+    resume: bool,
+    stop_after: int | None,
+    quiet: bool,
+) -> TrainResult:
+    out = Path(cfg.out)
+    last = out / "last.pt"
+    ckpt: dict[str, Any] | None = None
+    if resume:
+        ckpt = read_checkpoint(last)
+        then = ckpt.get("extra", {}).get("manifest_fingerprint")
+        if then != splits.fingerprint:
+            raise DataError(
+                f"the dataset {cfg.data} differs from the one {out} was trained on (other "
+                "frames or splits); resume on the same data, or start a new run with --init"
+            )
+    elif last.exists():
+        raise ConfigError(f"{out} already holds a run; pass --resume {out}, or another --out")
+    start = int(ckpt["step"]) if ckpt else 0
+    end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    log = _Log(out, start, ddp.main, quiet)
+    if ddp.main:
+        out.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({**cfg.to_dict(), "world_size": ddp.world}, indent=1)
+        tmp = out / ".config.json.tmp"
+        tmp.write_text(text + "\n")
+        os.replace(tmp, out / "config.json")
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model_config)
+    if ckpt is None:
+        _load_init_weights(model, cfg, log)
+    else:
+        model.load_state_dict(ckpt["model"])
+    on_cuda = device.type == "cuda"
+    memory_format = torch.channels_last if on_cuda and cfg.channels_last else torch.preserve_format
+    model.to(device, memory_format=memory_format).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(
+        params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=True
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_factor(cfg))
+    weights: torch.Tensor | None = None
+    if ckpt is not None:
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        for group in optimizer.param_groups:  # steps may have changed: the schedule follows
+            group["lr"] = cfg.lr * _lr_factor(cfg)(start)
+        _set_rng_state(ckpt["rng"], device)
+        weights = ckpt.get("extra", {}).get("rebalance_weights")
+    elif cfg.rebalance:
+        weights = _rebalance_weights(cfg, splits)
+    if weights is not None:
+        weights = weights.to(device)
+
+    net: torch.nn.Module = model
+    if ddp.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if on_cuda else None
+        )
+    if cfg.compile:
+        net = torch.compile(net)
+
+    val_images = (
+        centre_crops(splits.val[: cfg.val_images], cfg.size) if ddp.main and cfg.val_every else None
+    )
+    if ddp.main and cfg.val_every and not splits.val:
+        log.say("note: the dataset has no kept 'val' frames: no validation")
+
+    def save(step: int, val: Mapping[str, float]) -> None:
+        if not ddp.main:
+            return
+        save_checkpoint(
+            last, model, cfg.model_config, step=step, train_config=cfg.to_dict(),
+            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+            rng=_rng_state(device),
+            extra={
+                "manifest_fingerprint": splits.fingerprint,
+                "world_size": ddp.world,
+                "val": dict(val),
+                **({"rebalance_weights": weights.cpu()} if weights is not None else {}),
+            },
+        )  # fmt: skip
+
+    sampler = StepBatchSampler(
+        len(splits.train), cfg.batch_size, cfg.seed, start, end, ddp.rank, ddp.world
+    )
+    loader = make_loader(
+        CropDataset(splits.train, cfg.size, cfg.seed, cfg.resize), sampler, cfg.workers, on_cuda
+    )
+    step_fn = make_step(net, optimizer, scheduler, device, cfg, weights)
+    losses: list[float] = []
+    pending: list[torch.Tensor] = []
+    val: dict[str, float] = dict(ckpt.get("extra", {}).get("val", {})) if ckpt else {}
+    saved_step = start
+    tick, tick_step = time.perf_counter(), start
+
+    def flush(step: int) -> None:
+        """Fetch the pending losses (one sync), check them, log."""
+        nonlocal tick, tick_step
+        if not pending:
+            return
+        values = torch.stack(pending).float()
+        pending.clear()
+        if ddp.world > 1:
+            dist.all_reduce(values)
+            values /= ddp.world
+        got = values.tolist()
+        bad = next((i for i, v in enumerate(got) if not math.isfinite(v)), None)
+        if bad is not None:
+            first = step - len(got) + bad + 1
+            kept = f"{last} (step {saved_step}) is kept" if saved_step else "nothing was saved"
+            raise TrainingDiverged(
+                f"the loss became {got[bad]} at step {first}; training stopped and {kept}. "
+                "Lower --lr, check the data, or --resume from that checkpoint"
+            )
+        losses.extend(got)
+        now = time.perf_counter()
+        rate = (step - tick_step) * cfg.batch_size * ddp.world / max(now - tick, 1e-9)
+        tick, tick_step = now, step
+        lr = optimizer.param_groups[0]["lr"]
+        log.record("train", step, {"loss": sum(got) / len(got), "lr": lr, "images_per_s": rate})
+        bar.set_postfix(loss=f"{got[-1]:.4f}", img_s=f"{rate:.1f}")
+
+    bar = tqdm(
+        total=end, initial=start, desc="train", unit="step", dynamic_ncols=True,
+        disable=quiet or not ddp.main,
+    )  # fmt: skip
+    try:
+        step = start
+        for step, batch in enumerate(loader, start=start):
+            if isinstance(batch, str):
+                raise DataError(batch)
+            try:
+                loss = step_fn(batch)
+            except torch.cuda.OutOfMemoryError as exc:
+                raise TrainingResourceError(
+                    f"CUDA out of memory at --batch-size {cfg.batch_size} --size {cfg.size} "
+                    f"({cfg.arch}); lower --batch-size (or --size). {last} keeps the last "
+                    "checkpoint"
+                ) from exc
+            pending.append(loss.detach())
+            done = step + 1
+            bar.update(1)
+            save_now = done % cfg.save_every == 0 or done == end
+            val_now = bool(cfg.val_every) and (done % cfg.val_every == 0 or done == cfg.steps)
+            if done % cfg.log_every == 0 or save_now or val_now:
+                flush(done)
+            if val_now and val_images is not None and len(val_images):
+                val, grid = validate(model, val_images, device, cfg, weights)
+                log.record("val", done, val)
+                _write_png(out / "val" / f"step_{done:07d}.png", grid)
+                log.say(
+                    f"step {done}: val loss {val['loss']:.4f}, PSNR {val['psnr']:.2f} dB, "
+                    f"AuC {val['auc']:.4f} (grey {val['auc_grey']:.4f}), "
+                    f"colourfulness {val['colorfulness']:.1f} (true {val['colorfulness_true']:.1f})"
+                )
+            if save_now:
+                save(done, val)
+                saved_step = done
+    finally:
+        bar.close()
+        log.close()
+    return TrainResult(out, start, max(start, end), tuple(losses), val)
+
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDiverged",
+    "TrainingResourceError",
+    "make_step",
+    "read_config_file",
+    "resume_config",
+    "settle_config",
+    "train",
+    "validate",
+]

@@ -1,0 +1,281 @@
+"""colorize: images keep their L, films keep frame count, timing and audio; bad inputs fail
+one at a time with one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from skimage import color
+from skimage import data as skdata
+
+from cli import main
+from colorizer.colorize import (
+    ColorizeConfig,
+    Colorizer,
+    colorize_paths,
+    lab_to_rgb_in_gamut,
+    work_shape,
+)
+from colorizer.colorize_film import AbSmoother
+from colorizer.lab import rgb_to_lab
+from filmdata.synthetic import make_film, standard_plan
+from tests.helpers_colorizer import make_checkpoint
+
+FPS = 12
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "eccv16.pt", "eccv16")
+
+
+@pytest.fixture(scope="module")
+def colorizer(ckpt: Path) -> Colorizer:
+    return Colorizer.from_checkpoint(ckpt, "cpu", work_size=64)
+
+
+@pytest.fixture(scope="module")
+def bw_film(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A black-and-white film with AAC audio: 2 shots at 160x120, 12 fps, ~7 s."""
+    path = tmp_path_factory.mktemp("films") / "bw.mp4"
+    plan = standard_plan(seed=5, n_shots=2, fps=FPS, seconds_per_shot=3.5)
+    make_film(path, plan, size=(160, 120), fps=FPS, audio=True, pix_fmt="gray")
+    return path
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("img") / "astronaut.png"
+    cv2.imwrite(str(path), cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR))
+    return path
+
+
+def film_cfg(ckpt: Path, out: Path, **kw) -> ColorizeConfig:
+    return ColorizeConfig(checkpoint=ckpt, out=out, work_size=64, quiet=True, **kw)
+
+
+def run_one(inputs: list[Path], cfg: ColorizeConfig, colorizer: Colorizer | None = None):
+    results = list(colorize_paths(inputs, cfg, colorizer))
+    assert len(results) == len(inputs)
+    return results
+
+
+def probe(path: Path) -> dict:
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        a = c.streams.audio[0] if c.streams.audio else None
+        info = {
+            "rate": v.average_rate,
+            "video_s": float(v.duration * v.time_base),
+            "audio_s": float(a.duration * a.time_base) if a is not None else None,
+            "audio_codec": a.codec_context.name if a is not None else None,
+        }
+        info["audio_packets"] = sum(1 for p in c.demux(a) if p.size) if a is not None else 0
+    with av.open(str(path)) as c:
+        info["frames"] = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    return info
+
+
+def cli(*args) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+# --------------------------------------------------------------------------- images
+
+
+def test_colour_photo_keeps_its_L(photo: Path, colorizer: Colorizer, ckpt: Path,
+                                  tmp_path: Path) -> None:
+    (result,) = run_one([photo], ColorizeConfig(checkpoint=ckpt, out=tmp_path, quiet=True),
+                        colorizer)
+    assert result.error is None and result.output == tmp_path / "astronaut_color.png"
+    out = cv2.cvtColor(cv2.imread(str(result.output)), cv2.COLOR_BGR2RGB)
+    original = skdata.astronaut()
+    assert out.shape == original.shape  # full resolution
+    L_in = color.rgb2lab(original)[..., 0]
+    lab_out = color.rgb2lab(out)
+    assert np.abs(lab_out[..., 0] - L_in).max() <= 1.0
+    assert np.hypot(lab_out[..., 1], lab_out[..., 2]).mean() > 1.0  # it did add colour
+
+
+def test_grey_image_and_jpg_output(colorizer: Colorizer, ckpt: Path, tmp_path: Path) -> None:
+    grey = skdata.camera()[:301, :203]  # odd sizes
+    src = tmp_path / "camera.png"
+    cv2.imwrite(str(src), grey)
+    cfg = ColorizeConfig(checkpoint=ckpt, out=tmp_path / "out", image_format="jpg", quiet=True)
+    (result,) = run_one([src], cfg, colorizer)
+    assert result.output == tmp_path / "out" / "camera_color.jpg"
+    out = cv2.cvtColor(cv2.imread(str(result.output)), cv2.COLOR_BGR2RGB)
+    assert out.shape == (301, 203, 3)
+    L_in = color.rgb2lab(np.dstack([grey] * 3))[..., 0]
+    assert np.abs(color.rgb2lab(out)[..., 0] - L_in).mean() < 1.0  # JPEG: on average
+
+
+def test_gamut_mapping_never_changes_L() -> None:
+    g = torch.Generator().manual_seed(0)
+    L = torch.rand(2, 1, 16, 16, generator=g) * 100
+    ab = (torch.rand(2, 2, 16, 16, generator=g) - 0.5) * 260  # far out of gamut
+    rgb = lab_to_rgb_in_gamut(L, ab)
+    assert rgb.min() >= 0 and rgb.max() <= 1
+    assert (rgb_to_lab(rgb)[:, :1] - L).abs().max() < 0.05
+
+
+def test_work_shape_rounds_to_8_and_never_upscales() -> None:
+    assert work_shape(720, 1280, 256) == (256, 456)
+    assert work_shape(120, 160, 256) == (120, 160)
+    assert work_shape(301, 203, 256) == (304, 200)
+
+
+# --------------------------------------------------------------------------- films
+
+
+def test_bw_film_becomes_colour_film_with_same_frames_timing_and_audio(
+    bw_film: Path, ckpt: Path, colorizer: Colorizer, tmp_path: Path
+) -> None:
+    (result,) = run_one([bw_film], film_cfg(ckpt, tmp_path), colorizer)
+    assert result.error is None, result.error
+    assert result.output == tmp_path / "bw_color.mp4"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bw_color.mp4"]  # no temp left
+    src, out = probe(bw_film), probe(result.output)
+    assert len(out["frames"]) == len(src["frames"]) == result.frames
+    assert out["rate"] == src["rate"]
+    assert abs(out["video_s"] - src["video_s"]) <= 1.0 / FPS
+    assert out["audio_codec"] == src["audio_codec"] == "aac"
+    assert out["audio_packets"] == src["audio_packets"]
+    assert abs(out["audio_s"] - src["audio_s"]) < 0.05
+    # The grey content is kept (up to H.264), and colour was added.
+    L_src = rgb_to_lab(torch.from_numpy(np.stack(src["frames"])).permute(0, 3, 1, 2) / 255.0)
+    lab = rgb_to_lab(torch.from_numpy(np.stack(out["frames"])).permute(0, 3, 1, 2) / 255.0)
+    assert (lab[:, 0] - L_src[:, 0]).abs().mean() < 1.5
+    assert lab[:, 1:].norm(dim=1).mean() > 1.0
+
+
+def test_time_range(bw_film: Path, ckpt: Path, colorizer: Colorizer, tmp_path: Path) -> None:
+    (result,) = run_one([bw_film], film_cfg(ckpt, tmp_path, start_s=1.0, end_s=4.0), colorizer)
+    assert result.error is None, result.error
+    out = probe(result.output)
+    assert len(out["frames"]) == 3 * FPS
+    assert abs(out["video_s"] - 3.0) <= 1.0 / FPS
+    assert abs(out["audio_s"] - 3.0) < 0.1
+
+
+def test_range_past_the_end_is_one_clear_error(bw_film: Path, ckpt: Path, colorizer: Colorizer,
+                                               tmp_path: Path) -> None:
+    (result,) = run_one([bw_film], film_cfg(ckpt, tmp_path, start_s=100.0), colorizer)
+    assert result.output is None and "no video frame" in result.error
+    assert list(tmp_path.iterdir()) == []
+
+
+def temporal_change(frames: list[np.ndarray]) -> float:
+    lab = rgb_to_lab(torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2) / 255.0)
+    return float((lab[1:, 1:] - lab[:-1, 1:]).abs().mean())
+
+
+def test_smoothing_reduces_frame_to_frame_colour_change(
+    bw_film: Path, ckpt: Path, colorizer: Colorizer, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A few training steps leave the test network nearly blind to its input, so a stand-in
+    # prediction jumps with each frame's mean level (the film's flicker and grain): one
+    # colour per frame, the frame-to-frame flicker that smoothing is for.
+    def flickering_ab(self, L):
+        small = torch.nn.functional.avg_pool2d(self.to_work(L), 4)
+        level = small.mean((1, 2, 3), keepdim=True)
+        ab = torch.cat((10.0 + 8.0 * torch.sin(7.0 * level), 8.0 * torch.cos(5.0 * level)), 1)
+        return ab.expand(-1, -1, *small.shape[-2:])
+
+    monkeypatch.setattr(Colorizer, "predict_ab", flickering_ab)
+    (plain,) = run_one([bw_film], film_cfg(ckpt, tmp_path / "plain", end_s=4.0), colorizer)
+    (smooth,) = run_one([bw_film], film_cfg(ckpt, tmp_path / "smooth", end_s=4.0,
+                                          smooth_s=0.5), colorizer)
+    a, b = probe(plain.output)["frames"], probe(smooth.output)["frames"]
+    assert len(a) == len(b)
+    assert temporal_change(b) < 0.6 * temporal_change(a)
+
+
+def test_smoother_restarts_at_cuts() -> None:
+    s = AbSmoother(smooth_s=1.0, fps=10)
+    ones, twos = torch.ones(2, 2, 1, 1), torch.full((2, 2, 1, 1), 2.0)
+    first = s(ones, [True, False])
+    assert torch.equal(first, ones)
+    mixed = s(twos, [False, True])
+    assert 1.0 < float(mixed[0, 0, 0, 0]) < 2.0  # lag within the shot
+    assert float(mixed[1, 0, 0, 0]) == 2.0  # a cut: no colour carried over
+
+
+def test_interrupt_leaves_no_output(bw_film: Path, ckpt: Path, colorizer: Colorizer,
+                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = {"n": 0}
+    compose = Colorizer.compose
+
+    def interrupted(self, L, ab):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return compose(self, L, ab)
+
+    monkeypatch.setattr(Colorizer, "compose", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_one([bw_film], film_cfg(ckpt, tmp_path), colorizer)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_one_bad_input_does_not_stop_the_others(photo: Path, bw_film: Path, ckpt: Path,
+                                                tmp_path: Path) -> None:
+    bad_image = tmp_path / "broken.png"
+    bad_image.write_bytes(b"\x89PNG not really")
+    not_video = tmp_path / "notes.mp4"
+    not_video.write_text("this is not a film\n" * 50)
+    out = tmp_path / "out"
+    code, _stdout, stderr = cli("colorize", bad_image, photo, not_video, tmp_path / "missing.jpg",
+                               bw_film, "--checkpoint", ckpt, "--out", out, "--work-size", "64",
+                               "--end", "1")
+    assert code == 1, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 3 and "Traceback" not in stderr
+    assert "broken.png" in errors[0] and "notes.mp4" in errors[1] and "missing" in errors[2]
+    assert "3 of 5 input(s) failed" in stderr
+    assert sorted(p.name for p in out.iterdir()) == ["astronaut_color.png", "bw_color.mp4"]
+
+
+def assert_one_line(code: int, stderr: str, *words: str) -> None:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_truncated_checkpoint(photo: Path, ckpt: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "truncated.pt"
+    bad.write_bytes(ckpt.read_bytes()[: 200_000])
+    code, _, stderr = cli("colorize", photo, "--checkpoint", bad, "--out", tmp_path / "o")
+    assert_one_line(code, stderr, "truncated")
+    assert not (tmp_path / "o").exists()
+
+
+def test_foreign_and_other_arch_checkpoints(photo: Path, ckpt: Path, tmp_path: Path) -> None:
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
+    code, _, stderr = cli("colorize", photo, "--checkpoint", foreign, "--out", tmp_path)
+    assert_one_line(code, stderr, "not a filmcolor checkpoint")
+    code, _, stderr = cli("colorize", photo, "--checkpoint", ckpt, "--out", tmp_path,
+                          "--arch", "chen")
+    assert_one_line(code, stderr, "'eccv16'", "--arch")
+
+
+def test_chen_checkpoint_colorizes(photo: Path, tmp_path: Path) -> None:
+    chen = make_checkpoint(tmp_path / "chen.pt", "chen", steps=1, size=32)
+    code, _stdout, stderr = cli("colorize", photo, "--checkpoint", chen, "--out", tmp_path / "o",
+                               "--work-size", "64", "--arch", "chen", "-q")
+    assert code == 0, stderr
+    out = cv2.imread(str(tmp_path / "o" / "astronaut_color.png"))
+    assert out.shape == skdata.astronaut().shape
