@@ -16,6 +16,8 @@ demo: install
 	$(PYTHON) cli.py build-dataset $(DEMO)/films $(DEMO)/photos --out $(DEMO)/data \
 		--val-fraction 0.25 --test-fraction 0.25 --split-by shot
 	$(PYTHON) cli.py audit $(DEMO)/data
+	$(PYTHON) -c "import manifests; df, root = manifests.load_frames('$(DEMO)/data'); \
+	print(df.groupby(['source_kind', 'split', 'status'], dropna=False).size().to_string())"
 	$(PYTHON) cli.py train --data $(DEMO)/data --out $(DEMO)/runs/base --arch eccv16 \
 		--steps 60 --size 64 --batch-size 8 --lr 3e-4 --val-every 20 --save-every 20 \
 		--workers 1 --device cpu
@@ -23,8 +25,6 @@ demo: install
 	$(PYTHON) cli.py sample-film $(DEMO)/bw/bw_film.mp4 --seconds 5 --size 320x180 --grey --seed 2
 	$(PYTHON) cli.py colorize $(DEMO)/bw/coffee.png $(DEMO)/bw/bw_film.mp4 \
 		--checkpoint $(DEMO)/runs/base/last.pt --out $(DEMO)/colorized --device cpu --smooth 0.2
-	$(PYTHON) -c "import manifests; df, root = manifests.load_frames('$(DEMO)/data'); \
-	print(df.groupby(['source_kind', 'split', 'status'], dropna=False).size().to_string())"
 
 lint: install
 	$(PYTHON) -m ruff check .
