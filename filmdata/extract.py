@@ -257,7 +257,7 @@ class _FilmRun:
             if id(c) not in chosen_ids:
                 c.item.release()
         self.shot_hashes = []
-        rows = [self._finish_frame(shot, c.item, correction) for c in chosen]
+        rows = [self._finish_frame(shot, c, correction) for c in chosen]
         self.kept_hashes.extend(self.shot_hashes)
         self.frame_rows.extend(rows)
         gains = correction.wb_gains
@@ -274,8 +274,9 @@ class _FilmRun:
         })
 
     def _finish_frame(
-        self, shot: _Shot, frame: DecodedFrame, correction: ShotCorrection
+        self, shot: _Shot, candidate: Candidate[DecodedFrame], correction: ShotCorrection
     ) -> dict[str, Any]:
+        frame = candidate.item
         rgb = frame.full()  # (H, W, 3) uint8, the only full-resolution conversion
         frame.release()
         scores = score_frame(rgb)
@@ -290,7 +291,7 @@ class _FilmRun:
             image_path, size = self._write_image(out, shot.index, frame.index)
         thumb_path = self._write_thumb(frame.small, shot.index, frame.index)
         row = self._row(shot, frame, scores, correction, reason, image_path, size)
-        return row | {"thumb_path": thumb_path}
+        return row | {"thumb_path": thumb_path, "sharpness": candidate.score}
 
     def _is_duplicate(self, scores: FrameScores) -> bool:
         """Within `dedup_distance` of a kept frame of an earlier shot (the frames of one
@@ -343,7 +344,6 @@ class _FilmRun:
             "height": size[1],
             "mean_luma": scores.mean_luma,
             "colorfulness": scores.colorfulness,
-            "sharpness": sharpness(frame.small),
             "phash": np.uint64(scores.phash),
             "wb_gain_r": gains[0],
             "wb_gain_g": gains[1],
