@@ -12,8 +12,6 @@ for bad input; it returns a failed `FilmResult` with the reason.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import multiprocessing
 import os
 import threading
@@ -28,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 import manifests
-from filmdata.config import ExtractConfig
+from filmdata.config import ExtractConfig, settings_fingerprint
 from filmdata.decode import DecodeConfig
 from filmdata.errors import ConfigError, FilmDataError, FilmOpenError
 from filmdata.extract import FilmResult, extract_film, film_id_for
@@ -184,19 +182,12 @@ def run_task(task: Task, out_root: str, cfg: BuildConfig, force: bool = False) -
                       error=error)
 
 
-def _images_fingerprint(cfg: ImageSetConfig) -> str:
-    blob = json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode()
-    return hashlib.blake2b(blob, digest_size=8).hexdigest()
-
-
 def _run_images(task: Task, out_root: Path, cfg: BuildConfig, force: bool) -> FilmResult:
     started = time.perf_counter()
     manifest = layout.film_manifest(out_root, task.set_id)
-    fingerprint = _images_fingerprint(cfg.images)
-    if not force and manifest.is_file():
-        meta = manifests.read_metadata(manifest)
-        if meta["info"].get("config_fingerprint") == fingerprint:
-            return FilmResult(task.path, task.set_id, "skipped", manifest=str(manifest))
+    fingerprint = settings_fingerprint(dataclasses.asdict(cfg.images))
+    if not force and manifests.made_with(manifest, fingerprint):
+        return FilmResult(task.path, task.set_id, "skipped", manifest=str(manifest))
     rows = index_images(Path(task.path), [Path(f) for f in task.files], task.set_id, out_root,
                         cfg.images, first_index=task.first_index)
     info = {"config_fingerprint": fingerprint, "images": len(rows),

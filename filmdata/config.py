@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,12 @@ from filmdata.sampling import SampleConfig
 from filmdata.shots import ShotConfig
 
 IMAGE_FORMATS = ("jpg", "png")
+
+
+def settings_fingerprint(settings: Mapping[str, Any]) -> str:
+    """Short, stable hash of a settings dict (a dataclass's asdict)."""
+    blob = json.dumps(settings, sort_keys=True, default=str).encode()
+    return hashlib.blake2b(blob, digest_size=8).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -55,5 +62,4 @@ class ExtractConfig:
         """Short hash of everything that changes the output (decode threading does not)."""
         settings = self.to_dict()
         settings["decode"].pop("thread_type", None)
-        blob = json.dumps(settings, sort_keys=True, default=str).encode()
-        return hashlib.blake2b(blob, digest_size=8).hexdigest()
+        return settings_fingerprint(settings)

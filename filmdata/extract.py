@@ -35,7 +35,7 @@ import manifests
 from filmdata.config import ExtractConfig
 from filmdata.correct import ShotCorrection, apply_correction, estimate_shot_correction
 from filmdata.decode import DecodedFrame, FilmDecoder, FilmInfo
-from filmdata.errors import FilmDataError, OutputError
+from filmdata.errors import OutputError
 from filmdata.filters import FrameScores, hamming, reject_reason, score_frame
 from filmdata.sampling import Candidate, ShotSampler, choose, sharpness
 from filmdata.shots import ShotDetector, Transition
@@ -90,7 +90,8 @@ def extract_film(
     force: bool = False,
     progress: bool = True,
 ) -> FilmResult:
-    """Extract one film into `out_root`. Raises `FilmDataError` for unusable input."""
+    """Extract one film into `out_root`. Raises `filmdata.errors.FilmDataError` for
+    unusable input."""
     cfg = cfg or ExtractConfig()
     started = time.perf_counter()
     path, out_root = Path(path), Path(out_root)
@@ -98,7 +99,7 @@ def extract_film(
     with FilmDecoder(path, cfg.decode, cfg.shots.analysis_width) as decoder:
         film_id = film_id_for(path)
         manifest_path = layout.film_manifest(out_root, film_id)
-        if not force and _already_done(manifest_path, cfg):
+        if not force and manifests.made_with(manifest_path, cfg.fingerprint()):
             return FilmResult(str(path), film_id, "skipped", manifest=str(manifest_path))
         _prepare_output(out_root, film_id)
         run = _FilmRun(path, out_root, film_id, cfg, decoder.info)
@@ -371,16 +372,6 @@ def _fit(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
-def _already_done(manifest_path: Path, cfg: ExtractConfig) -> bool:
-    if not manifest_path.is_file():
-        return False
-    try:
-        meta = manifests.read_metadata(manifest_path)
-    except manifests.ManifestError:
-        return False  # unreadable: redo it
-    return meta["info"].get("config_fingerprint") == cfg.fingerprint()
-
-
 def _prepare_output(out_root: Path, film_id: str) -> None:
     """Create the output folders (or fail with one clear line) and sweep temp files left
     by a killed run."""
@@ -413,5 +404,3 @@ def _write(action: Any) -> Any:
     except OSError as exc:
         raise OutputError(f"write failed: {exc.strerror or exc} ({exc.filename or ''})") from exc
 
-
-__all__ = ["ExtractConfig", "FilmDataError", "FilmResult", "extract_film", "film_id_for"]

@@ -5,6 +5,7 @@ from manifests.errors import ManifestError, ManifestNotFoundError, SchemaError
 from manifests.io import (
     atomic_path,
     load_frames,
+    made_with,
     read_frames,
     read_metadata,
     validate_frames,
@@ -22,6 +23,7 @@ __all__ = [
     "atomic_path",
     "layout",
     "load_frames",
+    "made_with",
     "read_frames",
     "read_metadata",
     "validate_frames",

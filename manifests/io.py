@@ -102,6 +102,17 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     return meta
 
 
+def made_with(path: str | os.PathLike[str], fingerprint: str) -> bool:
+    """Whether `path` is a readable manifest made with the config of this fingerprint (a
+    rerun can skip its work); an unreadable one counts as not made, so it is redone."""
+    if not Path(path).is_file():
+        return False
+    try:
+        return read_metadata(path)["info"].get("config_fingerprint") == fingerprint
+    except ManifestError:
+        return False
+
+
 def read_frames(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read one frame manifest, checking its schema version and required columns."""
     path = _existing_file(path)
