@@ -27,7 +27,6 @@ import pandas as pd
 
 import manifests
 from filmdata.config import ExtractConfig, settings_fingerprint
-from filmdata.decode import DecodeConfig
 from filmdata.errors import ConfigError, FilmDataError, FilmOpenError
 from filmdata.extract import FilmResult, extract_film, film_id_for
 from filmdata.images import ImageSetConfig, image_set_id, index_images, is_image, list_images
@@ -252,8 +251,10 @@ def run_local(
 
 def one_decode_thread(cfg: BuildConfig) -> BuildConfig:
     """With one film per core, FFmpeg's extra decode threads only compete: decode each
-    film on one thread. (Thread settings never change the output.)"""
-    extract = dataclasses.replace(cfg.extract, decode=DecodeConfig(thread_type="SLICE"))
+    film on one thread. (Thread settings never change the output.) A thread type alone
+    is not enough: SLICE still starts a thread per core for films coded in slices."""
+    decode = dataclasses.replace(cfg.extract.decode, thread_type="NONE", threads=1)
+    extract = dataclasses.replace(cfg.extract, decode=decode)
     return dataclasses.replace(cfg, extract=extract)
 
 

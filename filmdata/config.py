@@ -61,5 +61,6 @@ class ExtractConfig:
     def fingerprint(self) -> str:
         """Short hash of everything that changes the output (decode threading does not)."""
         settings = self.to_dict()
-        settings["decode"].pop("thread_type", None)
+        for threading_setting in ("thread_type", "threads"):
+            settings["decode"].pop(threading_setting, None)
         return settings_fingerprint(settings)

@@ -41,12 +41,15 @@ ESTIMATED_DURATION_FORMATS = frozenset({"mpeg", "mpegts", "mpegvideo"})
 
 @dataclass(frozen=True)
 class DecodeConfig:
-    thread_type: str = "AUTO"
+    thread_type: str = "AUTO"  # one of THREAD_TYPES
+    threads: int = 0  # FFmpeg decode threads; 0: FFmpeg's choice (cores + 1)
+    deinterlace: bool = True  # blend the fields of interlaced frames that are converted
 
     def __post_init__(self) -> None:
         if self.thread_type not in THREAD_TYPES:
             raise ConfigError(f"thread type {self.thread_type!r}: choose one of {THREAD_TYPES}")
-    deinterlace: bool = True  # blend the fields of interlaced frames that are converted
+        if self.threads < 0:
+            raise ConfigError(f"decode threads {self.threads}: give 0 (automatic) or more")
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,7 @@ class FilmDecoder:
         try:
             self._stream = _video_stream(self._container, self.path)
             self._stream.thread_type = cfg.thread_type
+            self._stream.codec_context.thread_count = cfg.threads
             self.info = _film_info(self._container, self._stream, self.path)
         except BaseException:
             self._container.close()

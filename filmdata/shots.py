@@ -32,8 +32,9 @@ Detectors (``ShotConfig.detector``):
        transition's ``[start, end)`` is conservative: the run of high ``b`` widened by
        ``k // 2 + 2`` on each side, symmetric about the cut, so that it holds every mixed frame
        (and usually a few clean ones).
-    4. *Hard cuts*: ``ContentDetector`` (HSV frame-to-frame difference, no minimum length)
-       proposes cut frames; a hard cut moves to a proposal within 2 frames, if any.
+    4. *Hard cuts*: ``ContentDetector`` (HSV frame-to-frame difference, no minimum length,
+       on the analysis frame at half size) proposes cut frames; a hard cut moves to a
+       proposal within 2 frames, if any.
     5. *Minimum shot length*: of two transitions closer than ``min_shot_s``, the one with
        the higher peak wins; one closer than that to the start or the end of the film is
        dropped. Whatever ``min_shot_s`` says, a shot shorter than about ``k`` frames may
@@ -45,7 +46,8 @@ Detectors (``ShotConfig.detector``):
     Each reported cut is a hard cut (``start == end``).
 
 Cost of ``film`` on a 256x192 frame (one core): about 0.25 ms of our own work (thumbnail,
-histogram, two medians) plus about 0.45 ms in ContentDetector.
+histogram, two medians) plus about 0.2 ms in ContentDetector, which sees the frame at half
+size.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ DETECTORS: tuple[str, ...] = ("film", "content", "adaptive", "threshold", "histo
 
 _FILM_THRESHOLD = 0.15  # b[j] a transition's peak must reach (histogram distance, 0-1)
 _CONTENT_PROPOSAL = 20.0  # ContentDetector score (HSV, 0-255) that proposes a hard cut
+_PROPOSAL_MIN_WIDTH = 96  # pixels; ContentDetector sees half the analysis frame, not less
 _WINDOW_S = 0.4  # seconds of frames on each side of a boundary (k, made odd)
 _THUMB_WIDTH = 32  # pixels
 _BINS = 4  # histogram bins per RGB channel
@@ -167,6 +170,17 @@ def frame_histogram(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     return np.concatenate([colour / colour.sum(), grey / grey.sum()]).astype(np.float32), level
 
 
+def _proposal_frame(rgb: np.ndarray) -> np.ndarray:
+    """The BGR frame ContentDetector proposes hard cuts on: the analysis frame at half
+    size. A cut changes every pixel, so the transitions come out the same (identical on 61
+    synthetic films: four sizes, 24-30 fps, doubled grain and flicker, grey) for a third
+    less time per frame."""
+    h, w = rgb.shape[:2]
+    if w >= 2 * _PROPOSAL_MIN_WIDTH:
+        rgb = cv2.resize(rgb, (w // 2, max(1, h // 2)), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+
+
 def window_distance(before: np.ndarray, after: np.ndarray) -> float:
     """Distance (0-1) between two (k, signature) stacks of frame signatures: the larger of
     the half-L1 distances between the bin-wise medians of their colour and luma parts."""
@@ -227,12 +241,11 @@ class ShotDetector:
                 f"got {frame_index}"
             )
         self._last_index = frame_index
-        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         timecode = FrameTimecode(frame_index, fps=self.fps)
         if not self._film:
-            cuts = self._detector.process_frame(timecode, bgr)
+            cuts = self._detector.process_frame(timecode, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
             return [Transition(c.frame_num, c.frame_num) for c in cuts]
-        for tc in self._content.process_frame(timecode, bgr):
+        for tc in self._content.process_frame(timecode, _proposal_frame(rgb)):
             self._proposals.append(tc.frame_num)
         out: list[Transition] = []
         hist, level = frame_histogram(rgb)

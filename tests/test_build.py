@@ -20,7 +20,9 @@ from click.testing import CliRunner
 
 import manifests
 from cli import main
-from filmdata.build import BuildConfig, build_dataset
+from filmdata.build import BuildConfig, build_dataset, one_decode_thread
+from filmdata.config import ExtractConfig
+from filmdata.decode import DecodeConfig
 from filmdata.synthetic import make_film, standard_plan
 from manifests import layout
 from manifests.dataset import SplitConfig
@@ -85,6 +87,12 @@ def test_dataset_merges_films_and_images(built: Path, inputs: Path) -> None:
     assert frames.loc[frames["source_path"].str.endswith("film3.mp4"), "title"].isna().all()
     meta = manifests.read_metadata(layout.dataset_manifest(built))
     assert meta["kind"] == "dataset" and meta["config"]["split"]["split_by"] == "film"
+
+
+def test_pool_workers_decode_on_one_thread_and_keep_other_settings() -> None:
+    cfg = BuildConfig(extract=ExtractConfig(decode=DecodeConfig(deinterlace=False)))
+    decode = one_decode_thread(cfg).extract.decode
+    assert (decode.threads, decode.deinterlace) == (1, False)
 
 
 def test_no_film_in_two_splits(built: Path) -> None:

@@ -3,7 +3,11 @@ their display size, and the small analysis frames match the full frames."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import os
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import cv2
@@ -73,3 +77,39 @@ def test_anamorphic_film_is_resized_to_display_aspect(tmp_path) -> None:
 def test_unknown_thread_type_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="thread type"):
         DecodeConfig("MANY")
+
+
+def _ffmpeg_threads_while_decoding(path, cfg: DecodeConfig) -> list[str]:
+    """Names of this process's FFmpeg threads ("av:h264:df0", ...) mid-decode (Linux)."""
+    with FilmDecoder(path, cfg) as decoder:
+        frames = decoder.frames()
+        next(frames)
+        names = []
+        for task in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                names.append(Path(f"/proc/self/task/{task}/comm").read_text().strip())
+        for _ in frames:
+            pass
+    return [name for name in names if name.startswith("av:")]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
+def test_one_decode_thread_means_no_decoder_threads(film) -> None:
+    """What the build pool's workers rely on: threads=1 starts no FFmpeg threads, where
+    the automatic setting starts several."""
+    assert len(_ffmpeg_threads_while_decoding(film.path, DecodeConfig("AUTO"))) >= 2
+    assert _ffmpeg_threads_while_decoding(film.path, DecodeConfig("NONE", threads=1)) == []
+
+
+def test_decode_threading_does_not_change_the_fingerprint() -> None:
+    from filmdata.config import ExtractConfig
+
+    base = ExtractConfig()
+    one = dataclasses.replace(base, decode=DecodeConfig("NONE", threads=1))
+    no_blend = dataclasses.replace(base, decode=DecodeConfig(deinterlace=False))
+    assert one.fingerprint() == base.fingerprint() != no_blend.fingerprint()
+
+
+def test_negative_thread_count_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="decode threads"):
+        DecodeConfig(threads=-1)
