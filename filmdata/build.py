@@ -16,7 +16,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -29,7 +29,7 @@ import manifests
 from filmdata.config import ExtractConfig, settings_fingerprint
 from filmdata.errors import ConfigError, FilmDataError, FilmOpenError
 from filmdata.extract import FilmResult, extract_film, film_id_for
-from filmdata.images import ImageSetConfig, image_set_id, index_images, is_image, list_images
+from filmdata.images import ImageSetConfig, image_set_id, index_images, is_image
 from manifests import FRAME_SCHEMA, layout
 from manifests.dataset import DedupConfig, SplitConfig, merge, summarize, write_dataset
 
@@ -78,26 +78,43 @@ class BuildReport:
 
 
 def resolve_inputs(
-    inputs: Sequence[str | os.PathLike[str]], images_per_task: int = 2000
+    inputs: Sequence[str | os.PathLike[str]],
+    images_per_task: int = 2000,
+    *,
+    out_root: str | os.PathLike[str] | None = None,
 ) -> tuple[list[Task], pd.DataFrame]:
     """Tasks for every input, and a table of per-film facts from CSV lists (film_id,
-    title, year and any extra columns). Raises `FilmDataError` before any work starts."""
+    title, year and any extra columns). Raises `FilmDataError` before any work starts.
+
+    Folders are searched recursively, leaving out hidden files and folders (temporary
+    files, macOS "._" copies) and our own outputs: `out_root` and any dataset folder in
+    them, so that a rerun with `--out` inside an input folder finds the same inputs.
+    """
     if not inputs:
         raise ConfigError("no inputs: give film files, folders or a CSV list of films")
+    skip = frozenset() if out_root is None else frozenset({Path(out_root).resolve()})
     films: list[Path] = []
-    image_folders: list[Path] = []
+    image_sets: dict[Path, list[Path]] = {}
     sources: list[pd.DataFrame] = []
     for raw in inputs:
         path = Path(raw)
         if not path.exists():
             raise FilmOpenError(f"{path}: no such file or folder")
         if path.is_dir():
-            found = _videos_in(path)
-            films.extend(found)
-            if any(is_image(p) for p in path.rglob("*")):
-                image_folders.append(path)
-            elif not found:
+            if is_dataset(path):
+                raise ConfigError(
+                    f"{path} is a filmcolor dataset, not an input: give the films and image "
+                    f"folders it was built from (or look at it with: audit {path})"
+                )
+            path = path.resolve()
+            files = sorted(_input_files(path, skip))
+            found = [p for p in files if p.suffix.lower() in VIDEO_EXTENSIONS]
+            images = [p for p in files if is_image(p)]
+            if not found and not images:
                 raise FilmOpenError(f"{path}: folder holds no films and no images")
+            films.extend(found)
+            if images:
+                image_sets.setdefault(path, images)
         elif path.suffix.lower() == ".csv":
             listed = read_film_list(path)
             films.extend(Path(p) for p in listed["path"])
@@ -105,12 +122,31 @@ def resolve_inputs(
         else:
             films.append(path)  # any other file is taken as a film; decode tells if not
     tasks = [Task("film", str(p)) for p in _unique(films)]
-    for folder in _unique(image_folders):
-        tasks.extend(_image_tasks(folder, images_per_task))
+    for folder, images in image_sets.items():
+        tasks.extend(_image_tasks(folder, images, images_per_task))
     table = pd.concat(sources, ignore_index=True) if sources else pd.DataFrame()
     if len(table):
         table = table.drop_duplicates("film_id").drop(columns=["path"])
     return tasks, table
+
+
+def is_dataset(folder: Path) -> bool:
+    """Whether `folder` is the root of a filmcolor output (extract-frames or
+    build-dataset): it holds per-film manifests or a dataset manifest."""
+    return (folder / layout.FILMS_DIR).is_dir() or layout.dataset_manifest(folder).is_file()
+
+
+def _input_files(folder: Path, skip: frozenset[Path]) -> Iterator[Path]:
+    """Files under `folder`, without hidden files and folders, the folders in `skip`
+    (resolved) or any filmcolor dataset below it."""
+    for here, subfolders, names in os.walk(folder):
+        base = Path(here)
+        subfolders[:] = [
+            d for d in subfolders
+            if not d.startswith(".") and (base / d).resolve() not in skip
+            and not is_dataset(base / d)
+        ]
+        yield from (base / name for name in names if not name.startswith("."))
 
 
 def read_film_list(csv_path: Path) -> pd.DataFrame:
@@ -140,11 +176,6 @@ def _resolve(base: Path, value: str) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def _videos_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*")
-                  if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
-
-
 def _unique(paths: Iterable[Path]) -> list[Path]:
     seen: dict[Path, None] = {}
     for p in paths:
@@ -152,8 +183,7 @@ def _unique(paths: Iterable[Path]) -> list[Path]:
     return list(seen)
 
 
-def _image_tasks(folder: Path, per_task: int) -> list[Task]:
-    files = list_images(folder)
+def _image_tasks(folder: Path, files: list[Path], per_task: int) -> list[Task]:
     chunks = [files[i : i + per_task] for i in range(0, len(files), per_task)]
     single = len(chunks) == 1
     return [
@@ -346,7 +376,7 @@ def build_dataset(
         raise ConfigError(f"--engine {engine!r}: choose one of {ENGINES}")
     out_root = Path(out_root)
     workers = workers or os.cpu_count() or 1
-    tasks, sources = resolve_inputs(inputs, cfg.images_per_task)
+    tasks, sources = resolve_inputs(inputs, cfg.images_per_task, out_root=out_root)
     if engine == "ray":
         results = run_ray(tasks, out_root, cfg, force=force, workers=workers, address=address,
                           progress=progress)

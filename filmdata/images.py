@@ -40,11 +40,6 @@ def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files under `folder`, recursively, in a stable (sorted) order."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and is_image(p))
-
-
 def image_set_id(folder: Path, files: Sequence[Path], part: int | None = None) -> str:
     """Slug of the folder + fingerprint of its files' relative paths and sizes."""
     slug = re.sub(r"[^a-z0-9]+", "-", folder.name.lower()).strip("-")[:40] or "images"

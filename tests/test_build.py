@@ -160,6 +160,33 @@ def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, write_input, words)
     assert not (tmp_path / "out").exists()
 
 
+def test_output_inside_an_input_folder_is_not_taken_as_input(inputs: Path, tmp_path) -> None:
+    """`build-dataset project/ --out project/data` twice: the second run must not index the
+    first run's images as a new image set; hidden files ("._" copies) are no films."""
+    project = tmp_path / "project"
+    (project / "films").mkdir(parents=True)
+    for name in ("film0.mp4", "film1.mp4"):
+        (project / "films" / name).write_bytes((inputs / "films" / name).read_bytes())
+    (project / "films" / "._film0.mp4").write_bytes(b"\x00\x05\x16\x07 macOS metadata")
+    (project / "stills").mkdir()
+    cv2.imwrite(str(project / "stills" / "coffee.png"), skimage.data.coffee()[..., ::-1])
+    for _ in range(2):
+        report = build_dataset([project], project / "data", workers=1, progress=False)
+        assert not report.failures
+        frames = dataset(project / "data")
+        assert sorted(frames.groupby("source_kind")["film_id"].nunique().items()) == [
+            ("film", 2), ("image", 1)]
+    assert {r.status for r in report.results} == {"skipped"}
+    assert frames["source_path"].str.contains("/data/").sum() == 0
+
+
+def test_a_dataset_given_as_input_is_one_clear_error(built: Path, tmp_path) -> None:
+    code, _, stderr = cli("build-dataset", built, "--out", tmp_path / "out")
+    assert code == 2 and stderr.count("\n") == 1
+    assert "is a filmcolor dataset" in stderr and "audit" in stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_no_inputs_is_an_error(tmp_path) -> None:
     code, _, stderr = cli("build-dataset", "--out", tmp_path)
     assert code == 2 and "no inputs" in stderr
