@@ -74,14 +74,23 @@ _EXTRACT_OPTIONS = [
                  help="Detector threshold; default: the detector's tuned value."),
     click.option("--min-shot", "min_shot_s", type=float, default=None,
                  help="Minimum shot length in seconds."),
+    click.option("--crop-bars", type=click.Choice(["auto", "none"]), default="auto",
+                 show_default=True,
+                 help="Find letterbox/pillarbox bars across the film and crop them."),
     click.option("--frames-per-shot", default="3-5", show_default=True,
                  help="A number (4) or a range (3-5): longer shots get more frames."),
+    click.option("--restore", type=click.Choice(["film", "none"]), default="film",
+                 show_default=True,
+                 help="Undo the print's fade (levels and per-channel gamma, measured across "
+                      "the film); a clean film is left as it is."),
     click.option("--wb", type=click.Choice(["shades-of-gray", "gray-world", "none"]),
-                 default="shades-of-gray", show_default=True, help="Per-shot white balance."),
-    click.option("--exposure", type=click.Choice(["percentile", "none"]), default="percentile",
-                 show_default=True, help="Per-shot exposure correction."),
+                 default="none", show_default=True,
+                 help="Per-shot white balance on top (greys scenes dominated by one colour)."),
+    click.option("--exposure", type=click.Choice(["percentile", "none"]), default="none",
+                 show_default=True, help="Per-shot exposure correction on top."),
     click.option("--dark-luma", type=float, default=None,
-                 help="Reject frames whose mean luma (0-255) is below this [default: 25]."),
+                 help="Reject frames whose mean luma (0-255, the film's own black level = 0) "
+                      "is below this [default: 25]."),
     click.option("--min-colorfulness", type=float, default=None,
                  help="Reject near-colourless frames (title cards) below this (try 6)."),
     click.option("--format", "image_format", type=click.Choice(["jpg", "png"]), default="jpg",
@@ -133,6 +142,7 @@ def _extract_config(opts: dict[str, Any]) -> Any:
     from filmdata.config import ExtractConfig, OutputConfig
     from filmdata.correct import CorrectionConfig
     from filmdata.filters import FilterConfig
+    from filmdata.profile import ProfileConfig
     from filmdata.sampling import SampleConfig, parse_frames_per_shot
     from filmdata.shots import ShotConfig
 
@@ -147,9 +157,11 @@ def _extract_config(opts: dict[str, Any]) -> Any:
     if opts["dark_luma"] is not None:
         filters["dark_luma"] = opts["dark_luma"]
     return ExtractConfig(
+        profile=ProfileConfig(crop_bars=opts["crop_bars"]),
         shots=ShotConfig(**shots),
         sample=SampleConfig(min_frames=lo, max_frames=hi),
-        correct=CorrectionConfig(wb=opts["wb"], exposure=opts["exposure"]),
+        correct=CorrectionConfig(restore=opts["restore"], wb=opts["wb"],
+                                 exposure=opts["exposure"]),
         filters=FilterConfig(**filters),
         output=OutputConfig(
             image_format=opts["image_format"], jpeg_quality=opts["jpeg_quality"],
@@ -165,12 +177,14 @@ def _report_film(result: Any, quiet: bool) -> None:
             click.echo(f"{name}: already done ({result.manifest}); --force redoes it")
         return
     rejected = ", ".join(f"{k} {v}" for k, v in sorted(result.rejected.items())) or "none"
+    empty = sum(result.empty_shots.values())
     if not quiet:
         click.echo(
-            f"{name}: {result.shots} shots, {result.candidates} frames sampled, "
-            f"{result.kept} kept, rejected: {rejected} ({result.seconds:.1f} s) -> "
-            f"{result.manifest}"
+            f"{name}: {result.shots} shots ({empty} without a kept frame), "
+            f"{result.candidates} frames sampled, {result.kept} kept, rejected: {rejected} "
+            f"({result.seconds:.1f} s) -> {result.manifest}"
         )
+    _warn_empty_shots(result)
     if result.decode_errors or result.truncated:
         click.echo(
             f"warning: {name}: damaged film: {result.decode_errors} packet(s) failed to decode"
@@ -178,6 +192,17 @@ def _report_film(result: Any, quiet: bool) -> None:
             + "; extracted what could be decoded",
             err=True,
         )
+
+
+def _warn_empty_shots(result: Any) -> None:
+    """One warning line for a film that gave no frame, or has shots that gave none."""
+    empty = sum(result.empty_shots.values())
+    if result.status != "done" or (not empty and result.kept):
+        return
+    why = "; ".join(f"{v} {k}" for k, v in sorted(result.empty_shots.items())) or "no shot"
+    lead = "no frame kept" if result.kept == 0 else "shots without a kept frame"
+    click.echo(f"warning: {Path(result.source_path).name}: {lead}: {empty} of {result.shots} "
+               f"shots ({why}); see the shots table's note column", err=True)
 
 
 @main.command("build-dataset")
@@ -236,6 +261,9 @@ def build_dataset(inputs: tuple[Path, ...], out: Path, **opts: Any) -> None:
                    address=opts["address"], force=opts["force"], progress=not opts["quiet"])
     if not opts["quiet"] and len(report.summary):
         click.echo(report.summary.to_string(index=False))
+    for result in report.results:
+        if result.empty_shots:  # films only: image sets have no shots to report
+            _warn_empty_shots(result)
     if report.dataset is not None and not opts["quiet"]:
         click.echo(f"dataset: {report.dataset}")
     if report.failures:

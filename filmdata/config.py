@@ -17,6 +17,7 @@ from filmdata.correct import CorrectionConfig
 from filmdata.decode import DecodeConfig
 from filmdata.errors import ConfigError
 from filmdata.filters import FilterConfig
+from filmdata.profile import ProfileConfig
 from filmdata.sampling import SampleConfig
 from filmdata.shots import ShotConfig
 
@@ -49,6 +50,7 @@ class OutputConfig:
 @dataclass(frozen=True)
 class ExtractConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
     shots: ShotConfig = field(default_factory=ShotConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     correct: CorrectionConfig = field(default_factory=CorrectionConfig)

@@ -1,11 +1,15 @@
-"""Per-shot white balance and exposure correction (pure numpy/cv2, no I/O).
+"""Per-shot colour correction: film restoration, white balance, exposure (pure numpy/cv2).
 
-One :class:`ShotCorrection` is estimated from several frames of one shot and applied to
-every frame of that shot, so the frames of a shot stay consistent with each other.
+One :class:`ShotCorrection` is estimated from several frames of one shot (and, when given,
+the film's fade, :class:`filmdata.restore.FilmFade`) and applied to every frame of that
+shot, so the frames of a shot stay consistent with each other.
 
 The correction of a channel value ``v`` (gamma-encoded sRGB, 0-255) is, in this order:
 
-1. black level: ``v1 = (v - exposure_offset) * 255 / (255 - exposure_offset)``, on gamma values;
+0. restoration (undo the print's fade, per channel):
+   ``v0 = 255 * clip((v - restore_black[c]) / (restore_white[c] - restore_black[c]), 0, 1)
+   ** (1 / restore_gamma[c])``;
+1. black level: ``v1 = (v0 - exposure_offset) * 255 / (255 - exposure_offset)``, on gamma values;
 2. linearise with the sRGB transfer function: ``x = srgb_to_linear(v1 / 255)`` (0-1);
 3. gains in linear light: ``y = x * wb_gains[c] * exposure_gain`` (von Kries diagonal
    white balance; an exposure gain of 2 is one photographic stop);
@@ -18,13 +22,15 @@ Each step maps one channel value to one channel value, so the whole correction i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
 from filmdata.errors import ConfigError
+from filmdata.restore import FilmFade, channel_percentiles, restoration_curves
 
+RESTORE_METHODS = ("film", "none")
 WB_METHODS = ("shades-of-gray", "gray-world", "none")
 EXPOSURE_METHODS = ("percentile", "none")
 
@@ -36,15 +42,41 @@ _MAX_SAMPLES = 200_000  # pixels of a shot used for the estimate (evenly strided
 
 @dataclass(frozen=True)
 class CorrectionConfig:
-    """How per-shot corrections are estimated. Levels are gamma-encoded 0-255 values."""
+    """How corrections are estimated. Levels are gamma-encoded 0-255 values.
 
-    wb: str = "shades-of-gray"  # "shades-of-gray" | "gray-world" | "none"
+    Film restoration (``restore``) is measured once per film (filmdata.restore) and applied
+    per shot within the shot's own bounds; white balance and exposure are per shot.
+    """
+
+    # -- film restoration (see filmdata.restore and docs/corrections.md)
+    restore: str = "film"  # "film" | "none"
+    restore_black_pct: float = 0.01  # percentile (%) of each channel over the film = its black
+    restore_white_pct: float = 99.99  # percentile (%) of each channel over the film = its white
+    restore_lift_min: float = 2.0  # lowest channel black (levels) at or below which: no fade
+    restore_lift_full: float = 5.0  # ... at or above which it does not limit the trust
+    restore_range_min: float = 8.0  # unused range (lift + 255 - top white, levels): no fade
+    restore_range_full: float = 12.0  # ... at or above which it does not limit the trust
+    restore_max_black: float = 64.0  # black levels above this are not believed (levels)
+    restore_min_white: float = 160.0  # white levels below this are not believed (levels)
+    restore_gamma_range: tuple[float, float] = (0.6, 1.6)  # clamp of each relative gamma
+    restore_edge_step: float = 0.1  # edge = green log-step >= this between neighbours (ln)
+    restore_edge_floor: float = 8.0  # edge pixels are >= this many levels above black
+    restore_neutral_tol: float = 0.06  # near-neutral: |log R - log G|, |log B - log G| <= this
+    restore_min_neutral: float = 0.01  # fraction of edges that must be near-neutral to use them
+    restore_shot_black_pct: float = 0.1  # a shot's own black: this percentile (%) per channel
+    restore_shot_smooth: int = 7  # ... of frames smoothed by this box (px): dark regions count,
+    #   not the codec's chroma bleed at the edges of saturated colours
+    restore_shot_white_pct: float = 99.99  # a shot's own white: this percentile (%) per channel
+    #   of frames smoothed by a 3x3 box (small highlights count too)
+    # -- per-shot white balance (off by default: it greys scenes dominated by one colour)
+    wb: str = "none"  # "shades-of-gray" | "gray-world" | "none"
     wb_power: float = 6.0  # Minkowski p of shades-of-gray (gray-world is p = 1)
     wb_max_gain: float = 2.0  # each channel gain, relative to G, is clamped to [1/x, x]
     wb_clip_level: int = 250  # pixels with any channel >= this are clipped: ignored by WB
     wb_black_level: float = 16.0  # pixels with luma < this are near-black: ignored by WB
     wb_min_pixels: int = 1000  # fewer usable pixels than this -> no white balance (gains 1)
-    exposure: str = "percentile"  # "percentile" | "none"
+    # -- per-shot exposure (off by default: it brightens legitimately low-key shots)
+    exposure: str = "none"  # "percentile" | "none"
     exposure_low_pct: float = 0.5  # percentile of luma taken as the shot's black level
     exposure_black_target: float = 4.0  # ... removed down to this level (never lifted)
     exposure_max_offset: float = 24.0  # at most this many levels of black are removed
@@ -54,6 +86,8 @@ class CorrectionConfig:
     exposure_max_gain: float = 1.5  # linear exposure gain clamp (1.5: at most ~0.6 stop up)
 
     def __post_init__(self) -> None:
+        if self.restore not in RESTORE_METHODS:
+            raise ConfigError(f"restore must be one of {RESTORE_METHODS}, got {self.restore!r}")
         if self.wb not in WB_METHODS:
             raise ConfigError(f"wb must be one of {WB_METHODS}, got {self.wb!r}")
         if self.exposure not in EXPOSURE_METHODS:
@@ -69,15 +103,45 @@ class CorrectionConfig:
         if not 0 <= self.exposure_max_offset < 128:
             raise ConfigError(f"exposure_max_offset must be in [0, 128), got "
                              f"{self.exposure_max_offset}")
+        for low, high, what in ((self.restore_black_pct, self.restore_white_pct, "restore"),
+                                (self.restore_shot_black_pct, self.restore_shot_white_pct,
+                                 "restore_shot")):
+            if not 0 <= low < 50 < high <= 100:
+                raise ConfigError(f"need 0 <= {what}_black_pct < 50 < {what}_white_pct <= 100, "
+                                  f"got {low}, {high}")
+        for lo, full, what in ((self.restore_lift_min, self.restore_lift_full, "lift"),
+                               (self.restore_range_min, self.restore_range_full, "range")):
+            if not 0 <= lo < full:
+                raise ConfigError(f"need 0 <= restore_{what}_min < restore_{what}_full, "
+                                  f"got {lo}, {full}")
+        if not 0 <= self.restore_max_black < 128 <= self.restore_min_white <= 255:
+            raise ConfigError("need 0 <= restore_max_black < 128 <= restore_min_white <= 255")
+        lo, hi = self.restore_gamma_range
+        if not 0 < lo <= 1 <= hi:
+            raise ConfigError(f"restore_gamma_range must be (lo, hi) with 0 < lo <= 1 <= hi, "
+                              f"got {self.restore_gamma_range}")
+        if self.restore_edge_step <= 0 or self.restore_edge_floor < 1:
+            raise ConfigError("restore_edge_step must be > 0 and restore_edge_floor >= 1")
+        if self.restore_shot_smooth < 1:
+            raise ConfigError(f"restore_shot_smooth must be >= 1 px, got "
+                              f"{self.restore_shot_smooth}")
+        if self.restore_neutral_tol <= 0 or not 0 <= self.restore_min_neutral <= 1:
+            raise ConfigError("restore_neutral_tol must be > 0 and restore_min_neutral in [0, 1]")
+
+
+RGB = tuple[float, float, float]
 
 
 @dataclass(frozen=True)
 class ShotCorrection:
     """The correction applied to every frame of one shot (see the module docstring)."""
 
-    wb_gains: tuple[float, float, float]  # R, G, B multipliers on linear values, G == 1
+    wb_gains: RGB  # R, G, B multipliers on linear values, G == 1
     exposure_gain: float  # multiplier on linear values (sRGB-decoded), 2.0 = one stop
     exposure_offset: float  # black level removed, gamma-encoded 0-255 units (>= 0)
+    restore_black: RGB = (0.0, 0.0, 0.0)  # per-channel level mapped to 0 (0-255)
+    restore_white: RGB = (255.0, 255.0, 255.0)  # per-channel level mapped to 255 (0-255)
+    restore_gamma: RGB = (1.0, 1.0, 1.0)  # per-channel fade power undone (out = t ** (1/g))
 
     @classmethod
     def identity(cls) -> ShotCorrection:
@@ -85,6 +149,18 @@ class ShotCorrection:
 
     def is_identity(self) -> bool:
         return self == ShotCorrection.identity()
+
+    def columns(self) -> dict[str, float]:
+        """The manifest columns of this correction: one float per name."""
+        cols: dict[str, float] = {}
+        for name in ("black", "white", "gamma"):
+            for c, value in zip("rgb", getattr(self, f"restore_{name}"), strict=True):
+                cols[f"restore_{name}_{c}"] = float(value)
+        for c, value in zip("rgb", self.wb_gains, strict=True):
+            cols[f"wb_gain_{c}"] = float(value)
+        cols["exposure_gain"] = float(self.exposure_gain)
+        cols["exposure_offset"] = float(self.exposure_offset)
+        return cols
 
 
 # --------------------------------------------------------------------------- transfer
@@ -113,15 +189,19 @@ _LINEAR_LEVELS = srgb_to_linear(np.arange(256) / 255.0).astype(np.float64)  # (2
 # --------------------------------------------------------------------------- apply
 
 
+def correction_curves(corr: ShotCorrection) -> np.ndarray:
+    """The correction as float curves (256, 3), 0-255: column c maps input level -> output."""
+    v = restoration_curves(corr.restore_black, corr.restore_white, corr.restore_gamma)
+    off = float(corr.exposure_offset)
+    v1 = np.clip((v - off) * (255.0 / (255.0 - off)), 0.0, 255.0)  # (256, 3)
+    lin = srgb_to_linear(v1 / 255.0)  # (256, 3)
+    gains = np.asarray(corr.wb_gains, dtype=np.float32) * np.float32(corr.exposure_gain)  # (3,)
+    return linear_to_srgb(lin * gains[None, :]) * 255.0  # (256, 3)
+
+
 def correction_luts(corr: ShotCorrection) -> np.ndarray:
     """The correction as lookup tables: uint8 (256, 3), column c maps input level -> output."""
-    v = np.arange(256, dtype=np.float32)  # input levels, gamma 0-255
-    off = float(corr.exposure_offset)
-    v1 = np.clip((v - off) * (255.0 / (255.0 - off)), 0.0, 255.0)
-    lin = srgb_to_linear(v1 / 255.0)  # (256,)
-    gains = np.asarray(corr.wb_gains, dtype=np.float32) * np.float32(corr.exposure_gain)  # (3,)
-    out = linear_to_srgb(lin[:, None] * gains[None, :]) * 255.0  # (256, 3)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(correction_curves(corr)), 0, 255).astype(np.uint8)
 
 
 def apply_correction(frame: np.ndarray, corr: ShotCorrection) -> np.ndarray:
@@ -134,24 +214,58 @@ def apply_correction(frame: np.ndarray, corr: ShotCorrection) -> np.ndarray:
 # --------------------------------------------------------------------------- estimate
 
 
-def estimate_shot_correction(frames: Sequence[np.ndarray], cfg: CorrectionConfig) -> ShotCorrection:
+def estimate_shot_correction(
+    frames: Sequence[np.ndarray], cfg: CorrectionConfig, fade: FilmFade | None = None
+) -> ShotCorrection:
     """Estimate one correction from several RGB uint8 frames (h, w, 3) of one shot.
 
-    Frames may be small (e.g. 256 wide) and of different sizes. The black level is
-    measured first, white balance on the black-corrected pixels, exposure gain last on
-    the black- and white-balanced pixels, mirroring the order of :func:`apply_correction`.
+    Frames may be small (e.g. 256 wide) and of different sizes. ``fade`` is the film's
+    fade (:func:`filmdata.restore.estimate_film_fade`); None means no film-level evidence
+    (no restoration). The shot gets the film's fade only within its own bounds
+    (:func:`shot_restoration`). The black level is measured next, on restored pixels,
+    white balance on the black-corrected pixels, exposure gain last, mirroring the order
+    of :func:`apply_correction`.
     """
     if len(frames) == 0:
         raise ValueError("estimate_shot_correction needs at least one frame")
     pixels = _shot_pixels(frames)  # (n, 3) uint8
-    offset = _black_offset(pixels, cfg) if cfg.exposure == "percentile" else 0.0
-    gains = (1.0, 1.0, 1.0)
-    if cfg.wb != "none":
-        gains = _wb_gains(_apply_to_pixels(pixels, ShotCorrection(gains, 1.0, offset)), cfg)
-    gain = 1.0
+    base = ShotCorrection.identity()
+    if fade is not None and cfg.restore == "film" and not fade.is_identity():
+        black, white, gamma = shot_restoration(frames, fade, cfg)
+        base = replace(base, restore_black=black, restore_white=white, restore_gamma=gamma)
     if cfg.exposure == "percentile":
-        gain = _exposure_gain(_apply_to_pixels(pixels, ShotCorrection(gains, 1.0, offset)), cfg)
-    return ShotCorrection(gains, gain, offset)
+        restored = _apply_to_pixels(pixels, base)
+        base = replace(base, exposure_offset=_black_offset(restored, cfg))
+    if cfg.wb != "none":
+        base = replace(base, wb_gains=_wb_gains(_apply_to_pixels(pixels, base), cfg))
+    if cfg.exposure == "percentile":
+        base = replace(base, exposure_gain=_exposure_gain(_apply_to_pixels(pixels, base), cfg))
+    return base
+
+
+def shot_restoration(frames: Sequence[np.ndarray], fade: FilmFade, cfg: CorrectionConfig
+                     ) -> tuple[RGB, RGB, RGB]:
+    """The part of the film's fade that this shot's frames (RGB uint8 (h, w, 3)) agree with.
+
+    Per channel: never remove more black than the shot's own dark regions show
+    (``restore_shot_black_pct`` of frames smoothed by a ``restore_shot_smooth`` box),
+    never map to 255 a level below the shot's own highlights (``restore_shot_white_pct``
+    of frames smoothed by a 3x3 box: nothing of the shot is clipped that was not), and
+    the film's relative gamma as is. Returns (black, white, gamma), each (R, G, B).
+    """
+    k = cfg.restore_shot_smooth
+    low = channel_percentiles([cv2.blur(f, (k, k)) if k > 1 else f for f in frames],
+                              (cfg.restore_shot_black_pct,))[:, 0]  # (3,)
+    high = channel_percentiles([cv2.blur(f, (3, 3)) for f in frames],
+                               (cfg.restore_shot_white_pct,))[:, 0]  # (3,)
+    black = np.minimum(np.asarray(fade.black), low)  # (3,)
+    white = np.maximum(np.asarray(fade.white), high)  # (3,)
+    white = np.maximum(white, black + 32.0)
+    return _rgb(black), _rgb(white), _rgb(fade.gamma)
+
+
+def _rgb(values: Sequence[float]) -> RGB:
+    return (float(values[0]), float(values[1]), float(values[2]))
 
 
 def _luma8(pixels: np.ndarray) -> np.ndarray:

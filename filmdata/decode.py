@@ -1,9 +1,17 @@
-"""Decoding a film once, streaming, with PyAV: the only module that imports `av`.
+"""Decoding a film once, streaming, with PyAV (the filmdata module that reads films).
 
 Every frame becomes a `DecodedFrame` that carries a small RGB copy for analysis
 (shot detection, sharpness) and keeps the decoder's own frame (YUV, refcounted) so that
 the few frames that are sampled can be converted to full-resolution RGB later, without a
 second decode. Nothing else is converted at full resolution.
+
+Frames come out as they are meant to be seen: anamorphic pixels resized to the display
+aspect, rotated by the stream's display matrix (a phone clip flagged -90 degrees comes
+out upright), and, once `FilmDecoder.crop` is set, without letterbox or pillarbox bars.
+
+Before the pass, `FilmDecoder.survey` looks at a few dozen frames spread over the film by
+seeking to keyframes (decoding nothing else), so that what belongs to the whole film (its
+fade, black level and bars) is known before the first shot is finished.
 
 A film that is corrupt or truncated in the middle is decoded as far as possible: packets
 that fail to decode are counted (`FilmDecoder.decode_errors`) and skipped; a demuxer
@@ -12,7 +20,9 @@ error ends the film early and sets `FilmDecoder.truncated`.
 
 from __future__ import annotations
 
+import bisect
 import logging
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,58 +63,113 @@ class DecodeConfig:
 
 
 @dataclass(frozen=True)
+class Crop:
+    """Pixels cut from each side of the displayed frame (letterbox and pillarbox bars)."""
+
+    top: int = 0
+    bottom: int = 0
+    left: int = 0
+    right: int = 0
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.top or self.bottom or self.left or self.right)
+
+    def apply(self, rgb: np.ndarray) -> np.ndarray:
+        """The frame (h, w, ...) without the cropped margins (a view, not a copy)."""
+        h, w = rgb.shape[:2]
+        return rgb[self.top : h - self.bottom, self.left : w - self.right]
+
+    def scaled(self, size: tuple[int, int], to: tuple[int, int]) -> Crop:
+        """This crop of a frame of `size` (w, h) for the same frame resized to `to` (w, h):
+        rounded outwards, so that no bar pixel survives the resize."""
+        sx, sy = to[0] / size[0], to[1] / size[1]
+        return Crop(math.ceil(self.top * sy), math.ceil(self.bottom * sy),
+                    math.ceil(self.left * sx), math.ceil(self.right * sx))
+
+
+@dataclass(frozen=True)
 class FilmInfo:
     """What the container says about the film's first video stream."""
 
     path: str
     width: int  # coded pixels
     height: int
-    display_width: int  # after the sample aspect ratio (anamorphic DVDs)
+    display_width: int  # after the sample aspect ratio (anamorphic DVDs), before rotation
     fps: float  # average frame rate; VFR films use pts, not this
     duration_s: float | None
     frame_count_estimate: int | None
     codec: str
     pix_fmt: str
     has_audio: bool
+    rotation: int = 0  # degrees counter-clockwise applied for display: 0, 90, 180 or 270
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) of the displayed frame: display aspect, then rotation."""
+        if self.rotation in (90, 270):
+            return self.height, self.display_width
+        return self.display_width, self.height
 
 
 class DecodedFrame:
     """One decoded frame: its number, time, a small RGB copy and the full frame on demand."""
 
-    __slots__ = ("_deinterlace", "_display_width", "_frame", "index", "pts_s", "small")
+    __slots__ = ("_frame", "_view", "index", "pts_s", "small")
 
     def __init__(
-        self,
-        index: int,
-        pts_s: float,
-        small: np.ndarray,
-        frame: av.VideoFrame,
-        display_width: int,
-        deinterlace: bool,
+        self, index: int, pts_s: float, small: np.ndarray, frame: av.VideoFrame, view: _View
     ) -> None:
         self.index = index  # 0-based decoded-frame number
         self.pts_s = pts_s  # presentation time, seconds from the stream start
-        self.small = small  # (h, analysis_width, 3) uint8 RGB
+        self.small = small  # (h, <= analysis_width, 3) uint8 RGB, rotated and cropped
         self._frame: av.VideoFrame | None = frame
-        self._display_width = display_width
-        self._deinterlace = deinterlace
+        self._view = view
 
     def full(self) -> np.ndarray:
-        """Full-resolution RGB, (H, W_display, 3) uint8. Only call it for frames you keep."""
+        """Full-resolution RGB as displayed, (H, W, 3) uint8: display aspect, rotation and
+        crop applied. Only call it for frames you keep."""
         if self._frame is None:
             raise RuntimeError(f"frame {self.index} was released before conversion")
-        rgb = self._frame.to_ndarray(format="rgb24")
-        if self._deinterlace and self._frame.interlaced_frame:
-            rgb = blend_fields(rgb)
-        if rgb.shape[1] != self._display_width:
-            shrink = self._display_width < rgb.shape[1]
-            interpolation = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
-            rgb = cv2.resize(rgb, (self._display_width, rgb.shape[0]), interpolation=interpolation)
-        return rgb
+        return self._view.full(self._frame)
 
     def release(self) -> None:
         """Drop the decoder frame (its YUV buffers) once it is not a candidate any more."""
         self._frame = None
+
+
+@dataclass(frozen=True)
+class _View:
+    """How a decoded frame becomes the displayed one: fields, pixel aspect, rotation, crop."""
+
+    display_width: int  # after the pixel aspect, before rotation
+    rotation: int  # degrees counter-clockwise, a multiple of 90
+    crop: Crop  # in displayed (rotated) pixels
+    deinterlace: bool
+
+    def full(self, frame: av.VideoFrame) -> np.ndarray:
+        rgb = frame.to_ndarray(format="rgb24")  # (h, w, 3) coded pixels
+        if self.deinterlace and frame.interlaced_frame:
+            rgb = blend_fields(rgb)
+        if rgb.shape[1] != self.display_width:
+            shrink = self.display_width < rgb.shape[1]
+            interpolation = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
+            rgb = cv2.resize(rgb, (self.display_width, rgb.shape[0]), interpolation=interpolation)
+        return np.ascontiguousarray(self.crop.apply(rotate(rgb, self.rotation)))
+
+
+def rotate(rgb: np.ndarray, degrees: int) -> np.ndarray:
+    """Rotate (h, w, ...) counter-clockwise by `degrees` (a multiple of 90): a view."""
+    return np.rot90(rgb, k=(degrees // 90) % 4) if degrees % 360 else rgb
+
+
+def frame_rotation(frame: av.VideoFrame) -> int:
+    """Degrees counter-clockwise the display matrix turns this frame: 0, 90, 180 or 270."""
+    try:
+        degrees = frame.rotation
+    except (AttributeError, ValueError):  # no display matrix
+        return 0
+    return round(degrees / 90.0) * 90 % 360
 
 
 def blend_fields(rgb: np.ndarray) -> np.ndarray:
@@ -148,6 +213,7 @@ class FilmDecoder:
         except BaseException:
             self._container.close()
             raise
+        self.crop = Crop()  # bars to cut from every frame; set before frames()
 
     def __enter__(self) -> FilmDecoder:
         return self
@@ -160,8 +226,13 @@ class FilmDecoder:
 
     def frames(self) -> Iterator[DecodedFrame]:
         """Every decodable frame in presentation order, numbered from 0."""
-        small_w, small_h = analysis_size(self.info, self.analysis_width)
-        fallback_rate = Fraction(self.info.fps or 25.0).limit_denominator(1001)
+        info = self.info
+        small_w, small_h = analysis_size(info, self.analysis_width)  # displayed, uncropped
+        small_crop = self.crop.scaled(info.display_size, (small_w, small_h))
+        if info.rotation in (90, 270):  # the scaler works in coded orientation
+            small_w, small_h = small_h, small_w
+        view = _View(info.display_width, info.rotation, self.crop, self.cfg.deinterlace)
+        fallback_rate = Fraction(info.fps or 25.0).limit_denominator(1001)
         # One reformatter for the film keeps its scaler context: 4x cheaper per frame
         # than frame.reformat(), which builds a new one every call.
         reformatter = VideoReformatter()
@@ -173,10 +244,65 @@ class FilmDecoder:
             small = reformatter.reformat(
                 frame, width=small_w, height=small_h, format="rgb24",
                 interpolation="FAST_BILINEAR",
-            ).to_ndarray()
-            yield DecodedFrame(
-                index, pts_s, small, frame, self.info.display_width, self.cfg.deinterlace
-            )
+            ).to_ndarray()  # (small_h, small_w, 3)
+            if info.rotation or not small_crop.is_empty:
+                small = np.ascontiguousarray(small_crop.apply(rotate(small, info.rotation)))
+            yield DecodedFrame(index, pts_s, small, frame, view)
+
+    def survey(
+        self, n: int, *, width: int = 512, max_sequential_frames: int = 1500
+    ) -> list[np.ndarray]:
+        """Up to `n` frames spread over the film, for what belongs to the whole film (fade,
+        black level, bars): RGB uint8 as displayed (display aspect, rotated, not cropped),
+        at most `width` pixels wide.
+
+        Seeks to `n` evenly spaced times and decodes only the keyframe found there (the
+        container's index says where they are), so it costs a few dozen keyframe decodes
+        whatever the film's length. A short film with fewer keyframes than that (one
+        keyframe per clip is common) is decoded through instead, if it has at most
+        `max_sequential_frames` frames. A film that cannot be sought gives what it gives.
+        """
+        if n <= 0:
+            return []
+        try:
+            with av.open(str(self.path), mode="r", metadata_errors="ignore") as container:
+                stream = container.streams[self._stream.index]
+                self._set_threads(stream, seeking=True)
+                frames = _keyframes_at(container, stream, self.info, n)
+                sizes = self._survey_sizes(width)
+                small = [self._survey_frame(f, *sizes) for f in frames]
+            estimate = self.info.frame_count_estimate or 0
+            if len(small) < min(n, 16) and estimate <= max_sequential_frames:
+                with av.open(str(self.path), mode="r", metadata_errors="ignore") as container:
+                    stream = container.streams[self._stream.index]
+                    self._set_threads(stream, seeking=False)
+                    frames = _evenly_spaced(container, stream, n, estimate)
+                    small = [self._survey_frame(f, *sizes) for f in frames]
+        except (av.FFmpegError, OSError) as exc:
+            log.warning("%s: could not survey the film (%s)", self.path, exc)
+            return []
+        return small
+
+    def _set_threads(self, stream: av.VideoStream, *, seeking: bool) -> None:
+        """The pass's decode threads for a survey stream; no frame threads when seeking
+        (each seek would wait for a frame per thread)."""
+        thread_type = self.cfg.thread_type
+        if seeking and thread_type in ("FRAME", "AUTO"):
+            thread_type = "SLICE"
+        stream.thread_type = thread_type
+        stream.codec_context.thread_count = self.cfg.threads
+
+    def _survey_sizes(self, width: int) -> tuple[VideoReformatter, tuple[int, int]]:
+        """A scaler and the coded-orientation size it makes survey frames at."""
+        w, h = analysis_size(self.info, width)
+        return VideoReformatter(), ((h, w) if self.info.rotation in (90, 270) else (w, h))
+
+    def _survey_frame(
+        self, frame: av.VideoFrame, reformatter: VideoReformatter, size: tuple[int, int]
+    ) -> np.ndarray:
+        rgb = reformatter.reformat(frame, width=size[0], height=size[1], format="rgb24",
+                                   interpolation="AREA").to_ndarray()
+        return np.ascontiguousarray(rotate(rgb, self.info.rotation))
 
     def _decoded_frames(self) -> Iterator[av.VideoFrame]:
         last_time = 0.0
@@ -224,11 +350,76 @@ class FilmDecoder:
             self.decode_errors += 1
 
 
+def _keyframes_at(
+    container: av.container.InputContainer, stream: av.VideoStream, info: FilmInfo, n: int
+) -> list[av.VideoFrame]:
+    """The keyframe at or before each of `n` evenly spaced times, each decoded once."""
+    if not info.duration_s or stream.time_base is None:
+        return []
+    span = int(info.duration_s / stream.time_base)  # stream time_base units
+    indexed = sorted(e.timestamp for e in stream.index_entries if e.is_keyframe)
+    if indexed:  # the container's index (MP4, MKV cues) says where the keyframes are
+        targets = sorted({indexed[max(0, bisect.bisect_right(indexed, t) - 1)]
+                          for t in _spread(indexed[0], span, n)})
+    else:
+        targets = _spread(stream.start_time or 0, span, n)
+    stream.codec_context.skip_frame = "NONKEY"  # the decoder drops every other frame
+    found: dict[int, av.VideoFrame] = {}
+    for target in targets:
+        try:
+            container.seek(target, stream=stream, backward=True)
+            stream.codec_context.flush_buffers()
+            frame = _first_keyframe(container, stream)
+        except av.FFmpegError:
+            continue
+        if frame is not None and frame.pts is not None:
+            found.setdefault(frame.pts, frame)
+    return [found[pts] for pts in sorted(found)]
+
+
+def _first_keyframe(
+    container: av.container.InputContainer, stream: av.VideoStream
+) -> av.VideoFrame | None:
+    """Decode the first keyframe packet from here; drain the decoder rather than wait for
+    the frames that a reordering delay (B-frames) would otherwise need."""
+    for packet in container.demux(stream):
+        if packet.is_keyframe and packet.size:
+            frames = packet.decode() or stream.codec_context.decode(None)
+            return frames[0] if frames else None
+    return None
+
+
+def _spread(start: int, span: int, n: int) -> list[int]:
+    """`n` evenly spaced timestamps over [start, start + span), at the middle of each part."""
+    return [start + int((k + 0.5) * span / n) for k in range(n)]
+
+
+def _evenly_spaced(
+    container: av.container.InputContainer, stream: av.VideoStream, n: int, estimate: int
+) -> list[av.VideoFrame]:
+    """`n` frames evenly spaced over a short film, decoding it through once."""
+    step = max(1, estimate // n)
+    frames = [f for i, f in enumerate(_decode_video(container, stream)) if i % step == step // 2]
+    return frames[:: max(1, len(frames) // n)][:n]
+
+
+def _decode_video(
+    container: av.container.InputContainer, stream: av.VideoStream
+) -> Iterator[av.VideoFrame]:
+    """Decoded frames of `stream`, skipping packets that fail to decode."""
+    for packet in container.demux(stream):
+        try:
+            yield from packet.decode()
+        except av.FFmpegError:
+            continue
+
+
 def analysis_size(info: FilmInfo, analysis_width: int) -> tuple[int, int]:
-    """(width, height) of the analysis frames: `analysis_width` wide (never upscaled),
-    display aspect kept, both even."""
-    width = min(analysis_width, info.display_width)
-    height = round(info.height * width / info.display_width)
+    """(width, height) of the analysis frames as displayed (rotated, uncropped):
+    `analysis_width` wide (never upscaled), display aspect kept, both even."""
+    display_w, display_h = info.display_size
+    width = min(analysis_width, display_w)
+    height = round(display_h * width / display_w)
     return max(2, width - width % 2), max(2, height - height % 2)
 
 
@@ -291,4 +482,18 @@ def _film_info(
         codec=ctx.name,
         pix_fmt=ctx.pix_fmt or "unknown",
         has_audio=bool(container.streams.audio),
+        rotation=_stream_rotation(path, stream.index),
     )
+
+
+def _stream_rotation(path: Path, index: int) -> int:
+    """The display rotation of a video stream, read from its first decodable frame (the
+    display matrix travels as frame side data), on a container of its own."""
+    try:
+        with av.open(str(path), mode="r", metadata_errors="ignore") as container:
+            stream = container.streams[index]
+            stream.thread_type = "SLICE"  # no frame-thread delay for one frame
+            frame = next(_decode_video(container, stream), None)
+    except (av.FFmpegError, OSError):
+        return 0
+    return frame_rotation(frame) if frame is not None else 0

@@ -1,7 +1,9 @@
 """One film in, sampled and corrected frames plus its manifests out, in one decode.
 
+    survey (a few dozen keyframes) --> film profile: bars, black level, fade
     decode (PyAV) --small frames--> shot detector --transitions--> ShotSampler
-        --shot ends--> choose 3-5 --> per-shot correction --> filters --> images
+        --shot ends--> drop flashes, choose 3-5 --> restoration + per-shot correction
+        --> filters --> images
     --film ends--> shots table + frame manifest (written last, atomically)
 
 The frame manifest is the film's "done" marker: it is written after every image, so a
@@ -33,10 +35,23 @@ import pandas as pd
 
 import manifests
 from filmdata.config import ExtractConfig
-from filmdata.correct import ShotCorrection, apply_correction, estimate_shot_correction
+from filmdata.correct import (
+    LUMA_WEIGHTS,
+    ShotCorrection,
+    apply_correction,
+    estimate_shot_correction,
+)
 from filmdata.decode import DecodedFrame, FilmDecoder, FilmInfo
 from filmdata.errors import OutputError
-from filmdata.filters import FrameScores, hamming, reject_reason, score_frame
+from filmdata.filters import (
+    FrameScores,
+    flash_frames,
+    hamming,
+    reject_reason,
+    relative_luma,
+    score_frame,
+)
+from filmdata.profile import FilmProfile, film_profile
 from filmdata.sampling import Candidate, ShotSampler, choose, sharpness
 from filmdata.shots import ShotDetector, Transition
 from manifests import FRAME_SCHEMA, SHOT_SCHEMA, layout
@@ -58,6 +73,8 @@ class FilmResult:
     candidates: int = 0
     kept: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
+    empty_shots: dict[str, int] = field(default_factory=dict)  # shots without a kept frame,
+    # counted by the note that says why
     decode_errors: int = 0
     truncated: bool = False
     seconds: float = 0.0
@@ -102,10 +119,16 @@ def extract_film(
         if not force and manifests.made_with(manifest_path, cfg.fingerprint()):
             return FilmResult(str(path), film_id, "skipped", manifest=str(manifest_path))
         _prepare_output(out_root, film_id)
-        run = _FilmRun(path, out_root, film_id, cfg, decoder.info)
+        profile = film_profile(
+            decoder.survey(cfg.profile.survey_frames), decoder.info.display_size,
+            cfg.profile, cfg.correct,
+        )
+        decoder.crop = profile.crop
+        run = _FilmRun(path, out_root, film_id, cfg, decoder.info, profile)
         run.consume(decoder, progress=progress)
         info = {
             "film": decoder.info.__dict__,
+            "profile": profile.to_dict(),
             "frames_decoded": decoder.frames_decoded,
             "decode_errors": decoder.decode_errors,
             "truncated": decoder.truncated,
@@ -130,6 +153,7 @@ def extract_film(
         candidates=len(frames),
         kept=int(kept.sum()),
         rejected=dict(Counter(frames.loc[~kept, "reject_reason"])),
+        empty_shots=dict(Counter(shots["note"].dropna())),
         decode_errors=decoder.decode_errors,
         truncated=decoder.truncated,
         seconds=time.perf_counter() - started,
@@ -152,10 +176,11 @@ class _FilmRun:
     """The state of one film's single pass: current shot, sampler, finished rows."""
 
     def __init__(
-        self, path: Path, out_root: Path, film_id: str, cfg: ExtractConfig, info: FilmInfo
+        self, path: Path, out_root: Path, film_id: str, cfg: ExtractConfig, info: FilmInfo,
+        profile: FilmProfile,
     ) -> None:
-        self.path, self.out_root, self.film_id, self.cfg, self.info = (
-            path, out_root, film_id, cfg, info,
+        self.path, self.out_root, self.film_id, self.cfg, self.info, self.profile = (
+            path, out_root, film_id, cfg, info, profile,
         )
         self.fps = info.fps or 25.0
         self.detector = ShotDetector(cfg.shots, self.fps)
@@ -170,6 +195,7 @@ class _FilmRun:
         self.frame_rows: list[dict[str, Any]] = []
         self.shot_rows: list[dict[str, Any]] = []
         self.pts = array("d")  # presentation time of every decoded frame, seconds
+        self.lumas = array("f")  # mean luma (0-255) of every decoded frame's analysis copy
 
     # -- the single pass --------------------------------------------------------------
     def consume(self, decoder: FilmDecoder, *, progress: bool) -> None:
@@ -185,6 +211,7 @@ class _FilmRun:
             try:
                 for frame in decoder.frames():
                     self.pts.append(frame.pts_s)
+                    self.lumas.append(_mean_luma(frame.small))
                     for transition in detector.push(frame.index, frame.small):
                         self._end_shot(transition, pool, pending)
                     if self.sampler.wants(frame.index):
@@ -232,7 +259,8 @@ class _FilmRun:
     def _submit(self, shot: _Shot, pool: ThreadPoolExecutor, pending: list[Future[None]]) -> None:
         # Frame times of the boundaries are known now (the frames have been decoded).
         shot_times = (self._time_of(shot.start), self._time_of(shot.end))
-        pending.append(pool.submit(self._finish_shot, shot, shot_times))
+        lumas = np.frombuffer(self.lumas, dtype=np.float32)[shot.start : shot.end].copy()
+        pending.append(pool.submit(self._finish_shot, shot, shot_times, lumas))
         while len(pending) > MAX_PENDING_SHOTS or (pending and pending[0].done()):
             pending.pop(0).result()
 
@@ -242,15 +270,22 @@ class _FilmRun:
         return self.pts[-1] + 1.0 / self.fps if self.pts else 0.0
 
     # -- finishing a shot (worker thread, in shot order) ---------------------------------
-    def _finish_shot(self, shot: _Shot, shot_times: tuple[float, float]) -> None:
+    def _finish_shot(
+        self, shot: _Shot, shot_times: tuple[float, float], lumas: np.ndarray
+    ) -> None:
+        """Choose, correct, filter and write the frames of one shot; `lumas` (n,) is the
+        mean luma of each of its frames."""
         cfg = self.cfg
+        flashes = flash_frames(lumas, self.fps, cfg.filters)  # (n,) bool
+        usable = [c for c in shot.candidates if not flashes[c.index - shot.start]]
         margin = round(cfg.sample.margin_s * self.fps)
         clean_start, clean_end = shot.clean_start + margin, shot.clean_end - margin
         n = cfg.sample.frames_for((clean_end - clean_start) / self.fps)
-        chosen = choose(shot.candidates, clean_start, clean_end, n)
-        in_span = [c for c in shot.candidates if clean_start <= c.index < clean_end]
+        chosen = choose(usable, clean_start, clean_end, n)
+        in_span = [c for c in usable if clean_start <= c.index < clean_end]
         correction = (
-            estimate_shot_correction([c.item.small for c in in_span], cfg.correct)
+            estimate_shot_correction([c.item.small for c in in_span], cfg.correct,
+                                     fade=self.profile.fade)
             if in_span else ShotCorrection.identity()
         )
         chosen_ids = {id(c) for c in chosen}
@@ -261,17 +296,20 @@ class _FilmRun:
         rows = [self._finish_frame(shot, c, correction) for c in chosen]
         self.kept_hashes.extend(self.shot_hashes)
         self.frame_rows.extend(rows)
-        gains = correction.wb_gains
+        n_kept = sum(r["status"] == "kept" for r in rows)
         self.shot_rows.append({
             "film_id": self.film_id, "shot_index": shot.index,
             "start_frame": shot.start, "end_frame": shot.end,
             "start_s": shot_times[0], "end_s": shot_times[1],
             "transition_in": shot.transition_in, "transition_in_start": shot.transition_in_start,
             "n_candidates": len(rows),
-            "n_kept": sum(r["status"] == "kept" for r in rows),
-            "wb_gain_r": gains[0], "wb_gain_g": gains[1], "wb_gain_b": gains[2],
-            "exposure_gain": correction.exposure_gain,
-            "exposure_offset": correction.exposure_offset,
+            "n_kept": n_kept,
+            "n_flash": int(flashes.sum()),
+            "note": None if n_kept else _empty_shot_note(
+                rows, clean_end - clean_start,
+                flash_only=any(clean_start <= c.index < clean_end for c in shot.candidates),
+            ),
+            **correction.columns(),
         })
 
     def _finish_frame(
@@ -281,7 +319,7 @@ class _FilmRun:
         rgb = frame.full()  # (H, W, 3) uint8, the only full-resolution conversion
         frame.release()
         scores = score_frame(rgb)
-        reason = reject_reason(scores, self.cfg.filters)
+        reason = reject_reason(scores, self.cfg.filters, self.profile.levels)
         if reason is None and self._is_duplicate(scores):
             reason = "duplicate"
         if reason is None:
@@ -329,7 +367,6 @@ class _FilmRun:
         correction: ShotCorrection, reason: str | None, image_path: str | None,
         size: tuple[int, int],
     ) -> dict[str, Any]:
-        gains = correction.wb_gains
         return {
             "frame_id": f"{self.film_id}-f{frame.index:07d}",
             "film_id": self.film_id,
@@ -344,13 +381,10 @@ class _FilmRun:
             "width": size[0],
             "height": size[1],
             "mean_luma": scores.mean_luma,
+            "relative_luma": relative_luma(scores.mean_luma, *self.profile.levels),
             "colorfulness": scores.colorfulness,
             "phash": np.uint64(scores.phash),
-            "wb_gain_r": gains[0],
-            "wb_gain_g": gains[1],
-            "wb_gain_b": gains[2],
-            "exposure_gain": correction.exposure_gain,
-            "exposure_offset": correction.exposure_offset,
+            **correction.columns(),
             "status": "kept" if reason is None else "rejected",
             "reject_reason": reason,
             "split": None,
@@ -361,6 +395,22 @@ class _FilmRun:
         frames = pd.DataFrame(self.frame_rows, columns=FRAME_SCHEMA.names)
         shots = pd.DataFrame(self.shot_rows, columns=SHOT_SCHEMA.names)
         return frames, shots
+
+
+def _mean_luma(small: np.ndarray) -> float:
+    """Mean BT.601 luma (0-255) of an RGB uint8 frame (h, w, 3)."""
+    return float(np.dot(cv2.mean(small)[:3], LUMA_WEIGHTS))
+
+
+def _empty_shot_note(rows: list[dict[str, Any]], clean_frames: int, *, flash_only: bool) -> str:
+    """Why a shot gave no kept frame, in words for the shots table and the warning.
+    `flash_only`: the shot had candidates in its clean span, but flashes only."""
+    if rows:
+        reasons = Counter(r["reject_reason"] for r in rows)
+        return "rejected: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
+    if clean_frames <= 0:
+        return "too short: no frame away from its cuts and transitions"
+    return "only flash frames" if flash_only else "no frame sampled"
 
 
 def _fit(rgb: np.ndarray, max_side: int | None) -> np.ndarray:

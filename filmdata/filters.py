@@ -3,11 +3,16 @@
 Scores first, decisions second: :func:`score_frame` measures a frame (mean luma,
 colourfulness, perceptual hash) and the manifest keeps every score; :func:`reject_reason`
 and :func:`mark_duplicates` turn scores into decisions with a :class:`FilterConfig`, so a
-user can re-decide later from the manifest alone. See docs/corrections.md.
+user can re-decide later from the manifest alone. The dark test is relative to the film's
+own black and white levels (:func:`relative_luma`), so that the lifted night of a faded
+print is still dark. :func:`flash_frames` finds flashes (short luma spikes against the
+shot) in the luma track of a shot, so that they are never sampled. See
+docs/corrections.md.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,13 +31,18 @@ _POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 class FilterConfig:
     """Reject thresholds. Scores are measured on the frame before correction."""
 
-    dark_luma: float = 25.0  # mean BT.601 luma (0-255) below which a frame is 'dark'
+    dark_luma: float = 25.0  # mean luma (0-255, film black = 0) below which a frame is 'dark'
     min_colorfulness: float | None = None  # None = off; below it a frame is 'grey' (try 6)
     dedup_distance: int | None = None  # None = off; max pHash Hamming distance (try 6)
+    flash_rise: float = 24.0  # a flash is brighter than the shot around it by this (0-255) ...
+    flash_rise_ratio: float = 0.25  # ... and by this share of the shot's own luma
+    flash_window_s: float = 0.5  # seconds of the shot on each side that a flash is judged by
 
     def __post_init__(self) -> None:
         if not 0 <= self.dark_luma <= 255:
             raise ConfigError(f"dark_luma must be in [0, 255], got {self.dark_luma}")
+        if self.flash_rise <= 0 or self.flash_rise_ratio < 0 or self.flash_window_s <= 0:
+            raise ConfigError("flash_rise and flash_window_s must be > 0, flash_rise_ratio >= 0")
         if self.min_colorfulness is not None and self.min_colorfulness < 0:
             raise ConfigError(f"min_colorfulness must be >= 0, got {self.min_colorfulness}")
         if self.dedup_distance is not None and not 0 <= self.dedup_distance <= 64:
@@ -84,15 +94,15 @@ def score_frame(rgb: np.ndarray) -> FrameScores:
     """
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an RGB array (h, w, 3), got shape {rgb.shape}")
-    small = _shrink(rgb, SCORE_WIDTH)
+    small = shrink_to_width(rgb, SCORE_WIDTH)
     return FrameScores(
         mean_luma=float(luma(small).mean()),
-        colorfulness=colorfulness(_shrink(small, COLOR_WIDTH)),
+        colorfulness=colorfulness(shrink_to_width(small, COLOR_WIDTH)),
         phash=phash(small),
     )
 
 
-def _shrink(rgb: np.ndarray, width: int) -> np.ndarray:
+def shrink_to_width(rgb: np.ndarray, width: int) -> np.ndarray:
     """An INTER_AREA copy at most `width` wide, aspect kept (the input if narrow enough)."""
     h, w = rgb.shape[:2]
     if w <= width:
@@ -104,13 +114,50 @@ def _shrink(rgb: np.ndarray, width: int) -> np.ndarray:
 # --------------------------------------------------------------------------- decisions
 
 
-def reject_reason(scores: FrameScores, cfg: FilterConfig) -> str | None:
-    """'dark', 'grey' or None (kept); dark is checked first."""
-    if scores.mean_luma < cfg.dark_luma:
+def relative_luma(mean_luma: float, black: float = 0.0, white: float = 255.0) -> float:
+    """A mean luma (0-255) rescaled so that the film's `black` level is 0 and its `white`
+    level 255, clipped to 0-255: what the dark test compares with `dark_luma`."""
+    span = max(white - black, 1.0)
+    return float(np.clip((mean_luma - black) * 255.0 / span, 0.0, 255.0))
+
+
+def reject_reason(
+    scores: FrameScores, cfg: FilterConfig, levels: tuple[float, float] = (0.0, 255.0)
+) -> str | None:
+    """'dark', 'grey' or None (kept); dark is checked first, on the mean luma relative to
+    the film's black and white `levels` (0-255; a clean film's are 0 and 255)."""
+    if relative_luma(scores.mean_luma, *levels) < cfg.dark_luma:
         return "dark"
     if cfg.min_colorfulness is not None and scores.colorfulness < cfg.min_colorfulness:
         return "grey"
     return None
+
+
+def flash_frames(levels: np.ndarray, fps: float, cfg: FilterConfig) -> np.ndarray:
+    """Which frames of a shot are flashes: (n,) mean luma of consecutive frames -> (n,) bool.
+
+    A flash is brighter than the shot on *both* sides of it, by at least `flash_rise`
+    levels and `flash_rise_ratio` of the shot's luma: each side is the median of the
+    frames within `flash_window_s` (a median ignores the flash itself, up to half the
+    window long). A lasting change of light (a lamp switched on, a pan to a window) is
+    as bright after as it is, so it is no flash; at the shot's ends only one side counts.
+    """
+    levels = np.asarray(levels, dtype=np.float32)
+    n = len(levels)
+    w = max(2, round(cfg.flash_window_s * fps))
+    flashes = np.zeros(n, dtype=bool)
+    if n < 3:
+        return flashes
+    padded = np.concatenate([np.full(w, np.nan), levels, np.full(w, np.nan)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * w + 1)  # (n, 2w + 1)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN side at the shot's ends
+        before = np.nanmedian(windows[:, :w], axis=1)  # (n,)
+        after = np.nanmedian(windows[:, w + 1 :], axis=1)  # (n,)
+    around = np.fmax(before, after)  # the brighter side; NaN only if both are missing
+    rise = np.maximum(cfg.flash_rise, cfg.flash_rise_ratio * around)
+    flashes[:] = np.nan_to_num(levels - around, nan=0.0) >= np.nan_to_num(rise, nan=np.inf)
+    return flashes
 
 
 def hamming(a: int, b: int) -> int:

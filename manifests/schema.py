@@ -37,9 +37,21 @@ FRAME_SCHEMA = pa.schema(
         ("width", pa.int32()),  # of the written image, pixels
         ("height", pa.int32()),
         ("mean_luma", pa.float32()),  # BT.601 Y, 0-255, before correction
+        ("relative_luma", pa.float32()),  # mean_luma with the film's black at 0, white at 255
         ("colorfulness", pa.float32()),  # Hasler-Suesstrunk, before correction
         ("sharpness", pa.float32()),  # variance of the Laplacian on the analysis frame
         ("phash", pa.uint64()),  # 64-bit perceptual hash, before correction
+        # The print's fade undone in this frame's shot (docs/corrections.md): the levels
+        # (0-255) its black and white showed as, and the per-channel power of the fade.
+        ("restore_black_r", pa.float32()),
+        ("restore_black_g", pa.float32()),
+        ("restore_black_b", pa.float32()),
+        ("restore_white_r", pa.float32()),
+        ("restore_white_g", pa.float32()),
+        ("restore_white_b", pa.float32()),
+        ("restore_gamma_r", pa.float32()),
+        ("restore_gamma_g", pa.float32()),
+        ("restore_gamma_b", pa.float32()),
         ("wb_gain_r", pa.float32()),  # white-balance gains applied to this frame's shot
         ("wb_gain_g", pa.float32()),
         ("wb_gain_b", pa.float32()),
@@ -63,6 +75,17 @@ SHOT_SCHEMA = pa.schema(
         ("transition_in_start", pa.int64()),  # first mixed frame of the incoming transition
         ("n_candidates", pa.int32()),  # frames sampled from the shot
         ("n_kept", pa.int32()),
+        ("n_flash", pa.int32()),  # flash frames in the shot (never sampled)
+        ("note", pa.string()),  # why the shot gave no kept frame; null when it did
+        ("restore_black_r", pa.float32()),  # as in FRAME_SCHEMA
+        ("restore_black_g", pa.float32()),
+        ("restore_black_b", pa.float32()),
+        ("restore_white_r", pa.float32()),
+        ("restore_white_g", pa.float32()),
+        ("restore_white_b", pa.float32()),
+        ("restore_gamma_r", pa.float32()),
+        ("restore_gamma_g", pa.float32()),
+        ("restore_gamma_b", pa.float32()),
         ("wb_gain_r", pa.float32()),
         ("wb_gain_g", pa.float32()),
         ("wb_gain_b", pa.float32()),

