@@ -2,7 +2,8 @@
 
     survey frames (a few dozen keyframes spread over the film, `FilmDecoder.survey`)
         --> letterbox / pillarbox bars (a crop, the same for every frame)
-        --> the film's black and white luma (what the dark test is relative to)
+        --> the film's black and white luma (what the dark test is relative to: the
+        restoration's levels, as far as the film looks faded)
         --> the print's fade (`filmdata.restore`, undone shot by shot)
 
 A faded print shows its black as a lifted, tinted grey and its white as a dull tint, and
@@ -27,11 +28,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from filmdata.correct import CorrectionConfig
+from filmdata.correct import LUMA_WEIGHTS, CorrectionConfig
 from filmdata.decode import Crop
 from filmdata.errors import ConfigError
 from filmdata.filters import shrink_to_width
-from filmdata.restore import FilmFade, estimate_film_fade
+from filmdata.restore import FilmFade, estimate_film_fade, fade_trust, film_levels
 
 CROP_BARS = ("auto", "none")
 FADE_WIDTH = 256  # survey frames are shrunk to this width for the fade estimate, pixels
@@ -49,10 +50,6 @@ class ProfileConfig:
     bar_share: float = 0.8  # "most": this share of the row's 64 parts
     bar_agreement: float = 0.6  # share of the frames in which a film's bar row is dark
     bar_max_fraction: float = 0.3  # a bar covers at most this share of the frame's side
-    black_pct: float = 0.5  # percentile of the film's luma taken as its black level
-    white_pct: float = 99.5  # percentile taken as its white level
-    max_black_luma: float = 64.0  # the black level is clamped to [0, this]
-    min_white_luma: float = 128.0  # the white level is clamped to [this, 255]
 
     def __post_init__(self) -> None:
         if self.survey_frames < 0:
@@ -66,8 +63,6 @@ class ProfileConfig:
             raise ConfigError(f"bar_share must be in [0.5, 1], got {self.bar_share}")
         if not 0.5 <= self.bar_agreement <= 1:
             raise ConfigError(f"bar_agreement must be in [0.5, 1], got {self.bar_agreement}")
-        if not 0 <= self.black_pct < self.white_pct <= 100:
-            raise ConfigError("need 0 <= black_pct < white_pct <= 100")
 
 
 @dataclass(frozen=True)
@@ -115,18 +110,27 @@ def film_profile(
     crop = Crop()
     if cfg.crop_bars == "auto":
         crop = film_bars(lumas, cfg)
-    pixels = np.concatenate([crop.apply(y).ravel() for y in lumas])  # luma inside the picture
-    black = float(np.clip(np.percentile(pixels, cfg.black_pct), 0.0, cfg.max_black_luma))
-    white = float(np.clip(np.percentile(pixels, cfg.white_pct), cfg.min_white_luma, 255.0))
     fade_frames = [shrink_to_width(np.ascontiguousarray(crop.apply(f)), FADE_WIDTH)
                    for f in frames]
+    black, white = film_luma_levels(fade_frames, correct)
     return FilmProfile(
         crop=crop.scaled((w, h), display_size),
         black_luma=black,
-        white_luma=max(white, black + 1.0),
+        white_luma=white,
         fade=estimate_film_fade(fade_frames, correct),
         frames_surveyed=len(frames),
     )
+
+
+def film_luma_levels(frames: Sequence[np.ndarray], correct: CorrectionConfig
+                     ) -> tuple[float, float]:
+    """The film's black and white as luma (0-255): the levels the restoration measures
+    (per channel, `filmdata.restore.film_levels`), as far as the film shows a fade's
+    signature (`fade_trust`); a clean film's are 0 and 255, whatever its darkest scene."""
+    black, white = film_levels(frames, correct)  # (3,) each, 0-255
+    trust = fade_trust(black, white, correct)
+    return (trust * float(black @ LUMA_WEIGHTS),
+            255.0 - trust * (255.0 - float(white @ LUMA_WEIGHTS)))
 
 
 def film_bars(lumas: Sequence[np.ndarray], cfg: ProfileConfig) -> Crop:

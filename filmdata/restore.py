@@ -29,7 +29,7 @@ that keeps a fraction k of its density turns transmittance T into T ** k).
   white). A clean transfer has true blacks and near-white highlights somewhere in 48
   frames, so it comes out as the identity; a faded one gets the full estimate.
 
-:func:`restoration_luts` turns a fade into the per-channel curves that undo it;
+:func:`restoration_curves` turns a fade into the per-channel curves that undo it;
 ``filmdata.correct`` composes them with the per-shot corrections into three LUTs.
 See docs/corrections.md.
 """
