@@ -23,10 +23,9 @@ Modes:
            shots = fixed 1 s chunks, each corrected from 5 of its 256-wide frames;
            2 frames per chunk compared (develops the estimator without extract.py).
   extract  filmdata.extract.extract_film (PNG output) on the clean source and on every
-           faded copy; each kept image compared with the clean source frame. Until
-           extract.py estimates the film's fade itself (the table says which), the bench
-           estimates it from 48 evenly spaced frames and hands it to extract.py's per-shot
-           estimate, as the pre-scan will.
+           faded copy, as a user runs it (the film's fade from its own survey); each kept
+           image compared with the clean source frame, cut by the crop the extraction
+           found (bars).
 """
 
 from __future__ import annotations
@@ -37,7 +36,6 @@ import sys
 import time
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import partial
 from pathlib import Path
 
 import cv2
@@ -164,8 +162,8 @@ def delta_e(a: np.ndarray, b: np.ndarray) -> float:
     """Mean CIEDE2000 between two RGB uint8 frames, compared at most EVAL_WIDTH wide."""
     from skimage.color import deltaE_ciede2000, rgb2lab
 
-    if a.shape != b.shape:  # e.g. letterbox cropped or resized by the extraction
-        b = cv2.resize(b, (a.shape[1], a.shape[0]), interpolation=cv2.INTER_AREA)
+    if a.shape != b.shape:
+        raise ValueError(f"cannot compare frames of {a.shape} and {b.shape}")
     a, b = small(a, EVAL_WIDTH), small(b, EVAL_WIDTH)
     return float(deltaE_ciede2000(rgb2lab(a), rgb2lab(b)).mean())
 
@@ -200,17 +198,16 @@ def direct_errors(clean: list[np.ndarray], film: list[np.ndarray], fps: float
     return (*(float(np.mean(errs[k])) for k in ("faded", "new", "old")), fade)
 
 
-def extract_errors(path: Path, clean: list[np.ndarray], film: list[np.ndarray], work: Path,
-                   integrated: bool) -> tuple[float, float, float]:
-    """(faded, new, old) errors of extract_film's kept PNG images vs the clean frames.
-
-    When extract.py does not estimate the film's fade itself (``integrated`` False), the
-    bench estimates it from 48 evenly spaced 256-wide frames of ``film`` and hands it to
-    extract.py's per-shot estimate, as the pre-scan will."""
+def extract_errors(path: Path, clean: list[np.ndarray], work: Path
+                   ) -> tuple[float, float, float]:
+    """(faded, new, old) errors of extract_film's kept PNG images vs the clean frames,
+    the clean frame cut by the crop the extraction found (its letterbox bars)."""
     import pandas as pd
 
-    import filmdata.extract as extract
+    import manifests
     from filmdata.config import ExtractConfig, OutputConfig
+    from filmdata.decode import Crop
+    from filmdata.extract import extract_film
 
     out = {}
     for name, cfg in (("faded", CorrectionConfig(restore="none")), ("new", NEW), ("old", OLD)):
@@ -218,21 +215,15 @@ def extract_errors(path: Path, clean: list[np.ndarray], film: list[np.ndarray], 
         shutil.rmtree(root, ignore_errors=True)
         ecfg = ExtractConfig(correct=cfg,
                              output=OutputConfig(image_format="png", thumbnails=False))
-        real = extract.estimate_shot_correction
-        if name == "new" and not integrated:
-            picks = np.linspace(0, len(film) - 1, N_FADE_FRAMES).round().astype(int)
-            fade = estimate_film_fade([small(film[i], ANALYSIS_WIDTH) for i in picks], cfg)
-            extract.estimate_shot_correction = partial(real, fade=fade)
-        try:
-            result = extract.extract_film(path, root, ecfg, progress=False)
-        finally:
-            extract.estimate_shot_correction = real
+        result = extract_film(path, root, ecfg, progress=False)
+        crop = Crop(**manifests.read_metadata(result.manifest)["info"]["profile"]["crop"])
         frames = pd.read_parquet(result.manifest)
         kept = frames[frames["status"] == "kept"]
         errs = []
         for row in kept.itertuples():
             img = cv2.imread(str(root / row.image_path), cv2.IMREAD_COLOR)[..., ::-1]
-            errs.append(delta_e(np.ascontiguousarray(img), clean[int(row.frame_index)]))
+            source = np.ascontiguousarray(crop.apply(clean[int(row.frame_index)]))
+            errs.append(delta_e(np.ascontiguousarray(img), source))
         out[name] = float(np.mean(errs)) if errs else float("nan")
         shutil.rmtree(root, ignore_errors=True)
     return out["faded"], out["new"], out["old"]
@@ -286,9 +277,6 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    integrated = any(  # does the extraction estimate the film's fade itself?
-        p.exists() and "estimate_film_fade" in p.read_text()
-        for p in (REPO / "filmdata" / "extract.py", REPO / "filmdata" / "profile.py"))
     direct_rows: list[Row] = []
     extract_rows: list[Row] = []
     for clip in args.clips.split(","):
@@ -304,7 +292,7 @@ def main() -> None:
                 print(f"direct  {name:18s} {fade_name:9s} faded {f:5.2f} new {n:5.2f} "
                       f"old {o:5.2f}  {describe(fade)}", flush=True)
             if args.mode in ("extract", "both") and fade_name != "codec":
-                f, n, o = extract_errors(path, clean, film, out / "work", integrated)
+                f, n, o = extract_errors(path, clean, out / "work")
                 extract_rows.append(Row(name, fade_name, f, n, o))
                 print(f"extract {name:18s} {fade_name:9s} faded {f:5.2f} new {n:5.2f} "
                       f"old {o:5.2f}", flush=True)
@@ -312,10 +300,8 @@ def main() -> None:
         print_table("Estimator called directly (film fade from 48 frames, 1 s chunks as "
                     "shots), CIEDE2000 vs clean source", direct_rows)
     if extract_rows:
-        note = ("extract.py estimates the film's fade itself" if integrated else
-                "extract.py does not call estimate_film_fade yet: the bench passes it the "
-                "fade of 48 evenly spaced frames")
-        print_table(f"extract_film, kept PNG images vs clean source ({note})", extract_rows)
+        print_table("extract_film (the film's fade from its survey), kept PNG images vs "
+                    "clean source", extract_rows)
     print(f"\n{time.perf_counter() - started:.0f} s")
 
 

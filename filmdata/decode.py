@@ -24,7 +24,7 @@ import bisect
 import logging
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -264,20 +264,22 @@ class FilmDecoder:
         """
         if n <= 0:
             return []
+        reformatter, size = self._survey_sizes(width)
+
+        def convert(frame: av.VideoFrame) -> np.ndarray:
+            return self._survey_frame(frame, reformatter, size)
+
         try:
             with av.open(str(self.path), mode="r", metadata_errors="ignore") as container:
                 stream = container.streams[self._stream.index]
                 self._set_threads(stream, seeking=True)
-                frames = _keyframes_at(container, stream, self.info, n)
-                sizes = self._survey_sizes(width)
-                small = [self._survey_frame(f, *sizes) for f in frames]
+                small = _keyframes_at(container, stream, self.info, n, convert)
             estimate = self.info.frame_count_estimate or 0
             if len(small) < min(n, 16) and estimate <= max_sequential_frames:
                 with av.open(str(self.path), mode="r", metadata_errors="ignore") as container:
                     stream = container.streams[self._stream.index]
                     self._set_threads(stream, seeking=False)
-                    frames = _evenly_spaced(container, stream, n, estimate)
-                    small = [self._survey_frame(f, *sizes) for f in frames]
+                    small = _evenly_spaced(container, stream, n, estimate, convert)
         except (av.FFmpegError, OSError) as exc:
             log.warning("%s: could not survey the film (%s)", self.path, exc)
             return []
@@ -351,9 +353,11 @@ class FilmDecoder:
 
 
 def _keyframes_at(
-    container: av.container.InputContainer, stream: av.VideoStream, info: FilmInfo, n: int
-) -> list[av.VideoFrame]:
-    """The keyframe at or before each of `n` evenly spaced times, each decoded once."""
+    container: av.container.InputContainer, stream: av.VideoStream, info: FilmInfo, n: int,
+    convert: Callable[[av.VideoFrame], np.ndarray],
+) -> list[np.ndarray]:
+    """The keyframe at or before each of `n` evenly spaced times, each decoded once and
+    converted at once (a decoded frame is a full-size YUV picture: none is held)."""
     if not info.duration_s or stream.time_base is None:
         return []
     span = int(info.duration_s / stream.time_base)  # stream time_base units
@@ -364,7 +368,7 @@ def _keyframes_at(
     else:
         targets = _spread(stream.start_time or 0, span, n)
     stream.codec_context.skip_frame = "NONKEY"  # the decoder drops every other frame
-    found: dict[int, av.VideoFrame] = {}
+    found: dict[int, np.ndarray] = {}
     for target in targets:
         try:
             container.seek(target, stream=stream, backward=True)
@@ -372,8 +376,8 @@ def _keyframes_at(
             frame = _first_keyframe(container, stream)
         except av.FFmpegError:
             continue
-        if frame is not None and frame.pts is not None:
-            found.setdefault(frame.pts, frame)
+        if frame is not None and frame.pts is not None and frame.pts not in found:
+            found[frame.pts] = convert(frame)
     return [found[pts] for pts in sorted(found)]
 
 
@@ -395,11 +399,13 @@ def _spread(start: int, span: int, n: int) -> list[int]:
 
 
 def _evenly_spaced(
-    container: av.container.InputContainer, stream: av.VideoStream, n: int, estimate: int
-) -> list[av.VideoFrame]:
+    container: av.container.InputContainer, stream: av.VideoStream, n: int, estimate: int,
+    convert: Callable[[av.VideoFrame], np.ndarray],
+) -> list[np.ndarray]:
     """`n` frames evenly spaced over a short film, decoding it through once."""
     step = max(1, estimate // n)
-    frames = [f for i, f in enumerate(_decode_video(container, stream)) if i % step == step // 2]
+    frames = [convert(f) for i, f in enumerate(_decode_video(container, stream))
+              if i % step == step // 2]
     return frames[:: max(1, len(frames) // n)][:n]
 
 

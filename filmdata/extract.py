@@ -172,6 +172,18 @@ class _Shot:
     candidates: list[Candidate[DecodedFrame]]
 
 
+@dataclass
+class _ShotPlan:
+    """A shot whose frames are chosen, waiting to be finished on the worker thread."""
+
+    shot: _Shot
+    chosen: list[Candidate[DecodedFrame]]  # the frames to write, in frame order
+    estimate_from: list[np.ndarray]  # small copies of the clean span, for the correction
+    n_flash: int  # flash frames in the shot
+    clean_frames: int  # length of the clean span, frames (<= 0: too short to sample)
+    candidates_in_span: bool  # the clean span had candidates (flashes or not)
+
+
 class _FilmRun:
     """The state of one film's single pass: current shot, sampler, finished rows."""
 
@@ -259,22 +271,16 @@ class _FilmRun:
     def _submit(self, shot: _Shot, pool: ThreadPoolExecutor, pending: list[Future[None]]) -> None:
         # Frame times of the boundaries are known now (the frames have been decoded).
         shot_times = (self._time_of(shot.start), self._time_of(shot.end))
-        lumas = np.frombuffer(self.lumas, dtype=np.float32)[shot.start : shot.end].copy()
-        pending.append(pool.submit(self._finish_shot, shot, shot_times, lumas))
+        lumas = np.frombuffer(self.lumas, dtype=np.float32)[shot.start : shot.end]
+        plan = self._plan(shot, lumas)
+        pending.append(pool.submit(self._finish_shot, plan, shot_times))
         while len(pending) > MAX_PENDING_SHOTS or (pending and pending[0].done()):
             pending.pop(0).result()
 
-    def _time_of(self, index: int) -> float:
-        if index < len(self.pts):
-            return self.pts[index]
-        return self.pts[-1] + 1.0 / self.fps if self.pts else 0.0
-
-    # -- finishing a shot (worker thread, in shot order) ---------------------------------
-    def _finish_shot(
-        self, shot: _Shot, shot_times: tuple[float, float], lumas: np.ndarray
-    ) -> None:
-        """Choose, correct, filter and write the frames of one shot; `lumas` (n,) is the
-        mean luma of each of its frames."""
+    def _plan(self, shot: _Shot, lumas: np.ndarray) -> _ShotPlan:
+        """Choose the shot's frames now, on the decoding thread, and release every other
+        candidate at once: a queued shot holds its 3-5 chosen frames, not its 32 or more
+        candidates. `lumas` (n,) is the mean luma of each frame of the shot."""
         cfg = self.cfg
         flashes = flash_frames(lumas, self.fps, cfg.filters)  # (n,) bool
         usable = [c for c in shot.candidates if not flashes[c.index - shot.start]]
@@ -282,18 +288,38 @@ class _FilmRun:
         clean_start, clean_end = shot.clean_start + margin, shot.clean_end - margin
         n = cfg.sample.frames_for((clean_end - clean_start) / self.fps)
         chosen = choose(usable, clean_start, clean_end, n)
-        in_span = [c for c in usable if clean_start <= c.index < clean_end]
-        correction = (
-            estimate_shot_correction([c.item.small for c in in_span], cfg.correct,
-                                     fade=self.profile.fade)
-            if in_span else ShotCorrection.identity()
-        )
         chosen_ids = {id(c) for c in chosen}
         for c in shot.candidates:
             if id(c) not in chosen_ids:
                 c.item.release()
+        plan = _ShotPlan(
+            shot=shot,
+            chosen=chosen,
+            # The correction is estimated on the small copies of the clean, flash-free span.
+            estimate_from=[c.item.small for c in usable if clean_start <= c.index < clean_end],
+            n_flash=int(flashes.sum()),
+            clean_frames=clean_end - clean_start,
+            candidates_in_span=any(clean_start <= c.index < clean_end for c in shot.candidates),
+        )
+        shot.candidates = []  # the plan holds what is still needed
+        return plan
+
+    def _time_of(self, index: int) -> float:
+        if index < len(self.pts):
+            return self.pts[index]
+        return self.pts[-1] + 1.0 / self.fps if self.pts else 0.0
+
+    # -- finishing a shot (worker thread, in shot order) ---------------------------------
+    def _finish_shot(self, plan: _ShotPlan, shot_times: tuple[float, float]) -> None:
+        """Correct, filter and write the chosen frames of one shot; add its rows."""
+        shot = plan.shot
+        correction = (
+            estimate_shot_correction(plan.estimate_from, self.cfg.correct,
+                                     fade=self.profile.fade)
+            if plan.estimate_from else ShotCorrection.identity()
+        )
         self.shot_hashes = []
-        rows = [self._finish_frame(shot, c, correction) for c in chosen]
+        rows = [self._finish_frame(shot, c, correction) for c in plan.chosen]
         self.kept_hashes.extend(self.shot_hashes)
         self.frame_rows.extend(rows)
         n_kept = sum(r["status"] == "kept" for r in rows)
@@ -304,10 +330,9 @@ class _FilmRun:
             "transition_in": shot.transition_in, "transition_in_start": shot.transition_in_start,
             "n_candidates": len(rows),
             "n_kept": n_kept,
-            "n_flash": int(flashes.sum()),
+            "n_flash": plan.n_flash,
             "note": None if n_kept else _empty_shot_note(
-                rows, clean_end - clean_start,
-                flash_only=any(clean_start <= c.index < clean_end for c in shot.candidates),
+                rows, plan.clean_frames, flash_only=plan.candidates_in_span,
             ),
             **correction.columns(),
         })
