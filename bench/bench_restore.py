@@ -111,14 +111,13 @@ def encode(path: Path, frames, fps, crf: int = 12) -> None:
     tmp.replace(path)
 
 
-def decode(path: Path):
-    """(frames RGB uint8 list, fps)."""
-    import av
+def decode(path: Path) -> tuple[list[np.ndarray], float]:
+    """(every frame as displayed, RGB uint8 (h, w, 3); fps): display aspect and rotation
+    applied, as extract-frames sees the film."""
+    from filmdata.decode import FilmDecoder
 
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        fps = float(stream.average_rate or 25)
-        return [f.to_ndarray(format="rgb24") for f in container.decode(stream)], fps
+    with FilmDecoder(path) as decoder:
+        return [f.full() for f in decoder.frames()], decoder.info.fps or 25.0
 
 
 def clean_source(clip: str, out: Path) -> Path:
