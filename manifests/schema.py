@@ -21,6 +21,14 @@ META_INFO = b"filmcolor.info"  # JSON of facts about the run (decode errors, tim
 STATUS_KEPT = "kept"
 STATUS_REJECTED = "rejected"
 
+# The print's fade undone in a shot (docs/corrections.md): the levels (0-255) its black
+# and white showed as, and the per-channel power of the fade; one value per channel.
+RESTORE_COLUMNS: list[tuple[str, pa.DataType]] = [
+    (f"restore_{what}_{channel}", pa.float32())
+    for what in ("black", "white", "gamma")
+    for channel in "rgb"
+]
+
 FRAME_SCHEMA = pa.schema(
     [
         ("frame_id", pa.string()),
@@ -41,17 +49,7 @@ FRAME_SCHEMA = pa.schema(
         ("colorfulness", pa.float32()),  # Hasler-Suesstrunk, before correction
         ("sharpness", pa.float32()),  # variance of the Laplacian on the analysis frame
         ("phash", pa.uint64()),  # 64-bit perceptual hash, before correction
-        # The print's fade undone in this frame's shot (docs/corrections.md): the levels
-        # (0-255) its black and white showed as, and the per-channel power of the fade.
-        ("restore_black_r", pa.float32()),
-        ("restore_black_g", pa.float32()),
-        ("restore_black_b", pa.float32()),
-        ("restore_white_r", pa.float32()),
-        ("restore_white_g", pa.float32()),
-        ("restore_white_b", pa.float32()),
-        ("restore_gamma_r", pa.float32()),
-        ("restore_gamma_g", pa.float32()),
-        ("restore_gamma_b", pa.float32()),
+        *RESTORE_COLUMNS,
         ("wb_gain_r", pa.float32()),  # white-balance gains applied to this frame's shot
         ("wb_gain_g", pa.float32()),
         ("wb_gain_b", pa.float32()),
@@ -77,15 +75,7 @@ SHOT_SCHEMA = pa.schema(
         ("n_kept", pa.int32()),
         ("n_flash", pa.int32()),  # flash frames in the shot (never sampled)
         ("note", pa.string()),  # why the shot gave no kept frame; null when it did
-        ("restore_black_r", pa.float32()),  # as in FRAME_SCHEMA
-        ("restore_black_g", pa.float32()),
-        ("restore_black_b", pa.float32()),
-        ("restore_white_r", pa.float32()),
-        ("restore_white_g", pa.float32()),
-        ("restore_white_b", pa.float32()),
-        ("restore_gamma_r", pa.float32()),
-        ("restore_gamma_g", pa.float32()),
-        ("restore_gamma_b", pa.float32()),
+        *RESTORE_COLUMNS,
         ("wb_gain_r", pa.float32()),
         ("wb_gain_g", pa.float32()),
         ("wb_gain_b", pa.float32()),
