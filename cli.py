@@ -116,9 +116,10 @@ _EXTRACT_OPTIONS = [
 def extract_frames(films: tuple[Path, ...], out: Path, **opts: Any) -> None:
     """Extract sampled, corrected frames and a Parquet manifest from each FILM.
 
-    One decode per film: shots are detected on the fly, 3-5 frames are sampled per shot
-    (sharpest in each part of the shot), white balance and exposure are corrected per
-    shot, dark frames are rejected. Rerunning skips films already done.
+    One decode per film, after a survey of its keyframes (bars, black level, fade): shots
+    are detected on the fly, 3-5 frames are sampled per shot (sharpest in each part of the
+    shot, never a flash), the print's fade is undone, dark frames are rejected. Rerunning
+    skips films already done.
     """
     from filmdata.extract import extract_film
 
