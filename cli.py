@@ -200,7 +200,8 @@ def _warn_empty_shots(result: Any) -> None:
     empty = sum(result.empty_shots.values())
     if result.status != "done" or (not empty and result.kept):
         return
-    why = "; ".join(f"{v} {k}" for k, v in sorted(result.empty_shots.items())) or "no shot"
+    why = "; ".join(f"{v} shot{'s' * (v > 1)}: {k}"
+                    for k, v in sorted(result.empty_shots.items())) or "no shot"
     lead = "no frame kept" if result.kept == 0 else "shots without a kept frame"
     click.echo(f"warning: {Path(result.source_path).name}: {lead}: {empty} of {result.shots} "
                f"shots ({why}); see the shots table's note column", err=True)

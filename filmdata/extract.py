@@ -432,7 +432,8 @@ def _empty_shot_note(rows: list[dict[str, Any]], clean_frames: int, *, flash_onl
     `flash_only`: the shot had candidates in its clean span, but flashes only."""
     if rows:
         reasons = Counter(r["reject_reason"] for r in rows)
-        return "rejected: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
+        return ("every sampled frame rejected ("
+                + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) + ")")
     if clean_frames <= 0:
         return "too short: no frame away from its cuts and transitions"
     return "only flash frames" if flash_only else "no frame sampled"

@@ -275,14 +275,15 @@ def test_a_film_that_gives_no_frame_says_so(tmp_path: Path) -> None:
 
 
 def test_shots_that_give_no_frame_are_counted(tmp_path: Path) -> None:
-    """Every frame of a real shot dark: the shot's note says 'rejected: dark', the film's
+    """Every frame of a real shot dark: the shot's note says why, the film's
     result counts it, and the other shots give frames."""
     frames = [expose(f, -5.0) if shot_of(i) == 3 else f
               for i, f in enumerate(clip_frames("bikes.mp4"))]
     result, _, shots = extract_clip(write_clip(tmp_path / "night.mp4", frames),
                                         tmp_path / "out", ExtractConfig(
                                             shots=ShotConfig(detector="content")))
-    dark_shots = shots[shots.note.notna() & shots.note.str.startswith("rejected: dark")]
+    dark_shots = shots[shots.note.notna()
+                       & shots.note.str.startswith("every sampled frame rejected (dark")]
     assert len(dark_shots) >= 1
     assert result.empty_shots.get(dark_shots.note.iloc[0]) == len(dark_shots)
     assert result.kept >= 10
