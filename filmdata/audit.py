@@ -5,8 +5,8 @@ For a dataset folder or any manifest, writes under `OUT/`:
     index.html            the summary table, one link per film
     <film_id>.html        a contact sheet: the sampled frames shot by shot, rejected ones
                           marked with their reason; before/after correction side by side for
-                          the shots corrected most; the mean-luma histogram with the dark
-                          threshold drawn
+                          the shots corrected most (restoration included); the histogram
+                          of the luma the dark test saw, with the dark threshold drawn
     thumbs/               the small images the pages show
 
 Pages are static HTML with inline SVG: no server, no JavaScript, no plotting library.
@@ -108,9 +108,8 @@ def _film_page(
     parts = [
         f"<p><a href='index.html'>all films</a> &middot; {source}"
         f" &middot; {film['shot_index'].nunique()} shots, {len(film)} frames, {kept} kept</p>",
-        "<h2>Mean luma of the sampled frames</h2>",
-        luma_histogram_svg(film["mean_luma"].to_numpy(float), film["status"].to_numpy(),
-                           dark_luma),
+        "<h2>Luma of the sampled frames (the film's black = 0: what the dark test sees)</h2>",
+        luma_histogram_svg(_dark_test_luma(film), film["status"].to_numpy(), dark_luma),
     ]
     if film["source_kind"].iloc[0] == "film":
         parts.append("<h2>Before and after correction</h2>")
@@ -144,14 +143,39 @@ def _figure(row: object, root: Path, out_dir: Path) -> str:
     return f"<figure{css}>{img}{badge}<figcaption>{caption}</figcaption></figure>"
 
 
+def _dark_test_luma(film: pd.DataFrame) -> np.ndarray:
+    """(n,) the luma the dark test compared: relative to the film's black level, or the
+    mean luma where a manifest has no relative luma (still images, older manifests)."""
+    mean = film["mean_luma"].to_numpy(float)
+    if "relative_luma" not in film:
+        return mean
+    relative = film["relative_luma"].to_numpy(float)
+    return np.where(np.isnan(relative), mean, relative)
+
+
+def _correction_strength(rows: pd.DataFrame) -> pd.Series:
+    """How far each row's correction moved its frame: the restoration's levels (in units of
+    the full range) and gammas, the white-balance gains and the exposure, in log terms."""
+    def column(name: str, neutral: float) -> pd.Series:
+        return rows[name].astype(float).fillna(neutral) if name in rows else pd.Series(
+            neutral, index=rows.index)
+
+    strength = pd.Series(0.0, index=rows.index)
+    for c in "rgb":
+        strength += column(f"restore_black_{c}", 0.0) / 255.0
+        strength += (255.0 - column(f"restore_white_{c}", 255.0)) / 255.0
+        strength += np.log(column(f"restore_gamma_{c}", 1.0)).abs()
+        strength += np.log(column(f"wb_gain_{c}", 1.0)).abs()
+    return strength + np.log(column("exposure_gain", 1.0)).abs()
+
+
 def _before_after(film: pd.DataFrame, root: Path, out_dir: Path) -> list[str]:
     """The kept frames of the shots whose correction moved colours the most."""
     usable = film[(film["status"] == "kept") & film["thumb_path"].notna()
                   & film["image_path"].notna()]
     if usable.empty:
         return ["<p>No kept frames with thumbnails (extracted with thumbnails off?).</p>"]
-    gains = usable[["wb_gain_r", "wb_gain_g", "wb_gain_b", "exposure_gain"]].astype(float)
-    strength = np.log(gains).abs().sum(axis=1)  # how far the correction moved the frame
+    strength = _correction_strength(usable)
     shots = (usable.assign(strength=strength).groupby("shot_index")["strength"].max()
              .sort_values(ascending=False).index[:BEFORE_AFTER_SHOTS])
     rows = []

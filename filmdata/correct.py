@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from filmdata.errors import ConfigError
-from filmdata.restore import FilmFade, channel_percentiles, restoration_curves
+from filmdata.restore import RGB, FilmFade, channel_percentiles, restoration_curves
 
 RESTORE_METHODS = ("film", "none")
 WB_METHODS = ("shades-of-gray", "gray-world", "none")
@@ -128,8 +128,6 @@ class CorrectionConfig:
         if self.restore_neutral_tol <= 0 or not 0 <= self.restore_min_neutral <= 1:
             raise ConfigError("restore_neutral_tol must be > 0 and restore_min_neutral in [0, 1]")
 
-
-RGB = tuple[float, float, float]
 
 
 @dataclass(frozen=True)
