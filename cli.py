@@ -7,6 +7,7 @@ torch is imported only inside the commands that need it, so `extract-frames` sta
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import sys
@@ -45,8 +46,33 @@ def one_line_errors(func: F) -> F:
         except _user_errors() as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        except OSError as exc:  # disk full, read-only or missing folder, permissions
+            click.echo(f"error: {os_error_line(exc)}", err=True)
+            sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+_OS_ERROR_ADVICE = {
+    errno.ENOSPC: "free some space (or choose another --out) and rerun; finished work is kept",
+    errno.EDQUOT: "free some space (or choose another --out) and rerun; finished work is kept",
+    errno.EROFS: "the filesystem is read-only: choose a writable --out",
+    errno.EACCES: "check the permissions, or choose another --out",
+    errno.EPERM: "check the permissions, or choose another --out",
+    errno.ENOTDIR: "a path on the way is a file, not a folder: choose another --out",
+    errno.EISDIR: "a folder stands where a file must be written: choose another path",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an operating-system error: what failed, on which path, what to do."""
+    where = exc.filename if exc.filename is not None else ""
+    if exc.filename2 is not None:
+        where = f"{where} -> {exc.filename2}"
+    what = exc.strerror or str(exc)
+    advice = _OS_ERROR_ADVICE.get(exc.errno or -1, "")
+    line = f"{where}: {what}" if where else what
+    return f"{line}; {advice}" if advice else line
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -9,6 +9,7 @@ config that made it in the Parquet key-value metadata.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -36,19 +37,43 @@ from manifests.schema import (
 TOOL_VERSION = "0.1.0"
 
 
+@functools.cache
+def _umask() -> int:
+    """The process's umask, read once: from /proc where it can be read without changing
+    it (os.umask only sets, and setting it briefly would race other threads' writes)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; move it onto `target` only on success."""
+    """Yield a temporary path beside `target`; move it onto `target` only on success.
+
+    The temporary name is `.NAME.<random>.tmp` in the target's folder (the same
+    filesystem, so `os.replace` is atomic). The final file gets the mode any new file
+    gets under the umask (mkstemp's own 0600 would hide manifests and images from other
+    users, web servers and workers under another uid). A failed cleanup (a read-only or
+    vanished folder) never raises over the error that caused it.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
     tmp = Path(tmp_name)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
     try:
         yield tmp
         os.replace(tmp, target)
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def build_metadata(
