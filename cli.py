@@ -97,9 +97,10 @@ _EXTRACT_OPTIONS = [
                  help="Shot detector: film (flash-proof, finds dissolves and fades), content, "
                       "adaptive, histogram, hash, threshold."),
     click.option("--threshold", type=float, default=None,
-                 help="Detector threshold; default: the detector's tuned value."),
+                 help="Detector threshold, > 0 and at most 255 (1 for histogram and hash); "
+                      "default: the detector's tuned value."),
     click.option("--min-shot", "min_shot_s", type=float, default=None,
-                 help="Minimum shot length in seconds."),
+                 help="Minimum shot length in seconds (0-30)."),
     click.option("--crop-bars", type=click.Choice(["auto", "none"]), default="auto",
                  show_default=True,
                  help="Find letterbox/pillarbox bars across the film and crop them."),
@@ -155,11 +156,15 @@ def extract_frames(films: tuple[Path, ...], out: Path, **opts: Any) -> None:
     for film in films:
         try:
             result = extract_film(film, out, cfg, force=force, progress=not quiet)
-        except _user_errors() as exc:
-            click.echo(f"error: {exc}", err=True)
+        except (*_user_errors(), OSError) as exc:  # one film's fault; the others go on
+            line = os_error_line(exc) if isinstance(exc, OSError) else str(exc)
+            click.echo(f"error: {line}", err=True)
             failed += 1
             continue
         _report_film(result, quiet)
+        if result.retired_dataset:
+            click.echo(f"warning: {result.retired_dataset} removed: it listed this film's "
+                       "earlier frames; run build-dataset again to rebuild it", err=True)
     if failed:
         click.echo(f"{failed} of {len(films)} film(s) failed", err=True)
         sys.exit(1)
@@ -294,11 +299,28 @@ def build_dataset(inputs: tuple[Path, ...], out: Path, **opts: Any) -> None:
             _warn_empty_shots(result)
     if report.dataset is not None and not opts["quiet"]:
         click.echo(f"dataset: {report.dataset}")
+    _warn_empty_splits(report.empty_splits, opts["split_by"])
     if report.failures:
-        click.echo(f"{len(report.failures)} of {len(report.results)} input(s) failed:", err=True)
         for failure in report.failures:
-            click.echo(f"  {failure.source_path}: {failure.error}", err=True)
+            error = failure.error or "failed"
+            where = "" if error.startswith(failure.source_path) else f"{failure.source_path}: "
+            click.echo(f"error: {where}{error}", err=True)
+        click.echo(f"{len(report.failures)} of {len(report.results)} input(s) failed; "
+                   "a rerun redoes only those", err=True)
         sys.exit(1)
+
+
+def _warn_empty_splits(splits: tuple[str, ...], split_by: str) -> None:
+    """One warning line when a split that should have frames has none (few films: whole
+    films fall on one side); training refuses an empty train or val split."""
+    if not splits:
+        return
+    names = " and ".join(splits)
+    advice = ("add films, split by shot (--split-by shot) or change --val-fraction / "
+              "--test-fraction" if split_by == "film"
+              else "add films or images, or change --val-fraction / --test-fraction")
+    click.echo(f"warning: the {names} split{'s are' if len(splits) > 1 else ' is'} empty "
+               f"(no kept frame): {advice}", err=True)
 
 
 @main.command("audit")
@@ -329,14 +351,34 @@ def sample_images(folder: Path, grey: bool) -> None:
     ("data B") to try build-dataset and train on."""
     import cv2
 
+    from filmdata.errors import OutputError
     from filmdata.synthetic import PHOTOS, photo
+    from manifests import atomic_path
 
-    folder.mkdir(parents=True, exist_ok=True)
+    _make_folder(folder)
     for name in PHOTOS:
         image = photo(name)  # (H, W, 3) uint8 RGB
         image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if grey else image[..., ::-1]
-        cv2.imwrite(str(folder / f"{name}.png"), image)
+        ok, data = cv2.imencode(".png", image)
+        if not ok:
+            raise OutputError(f"could not encode {name}.png")
+        with atomic_path(folder / f"{name}.png") as tmp:  # whole files only
+            tmp.write_bytes(data.tobytes())
     click.echo(f"{folder}: {len(PHOTOS)} photographs")
+
+
+def _make_folder(folder: Path) -> None:
+    """Create an output folder of the sample commands, or fail with one clear line."""
+    from filmdata.errors import OutputError
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if folder.exists() and not folder.is_dir():
+            raise OutputError(f"{folder} is a file, not a folder; choose a folder") from exc
+        raise OutputError(
+            f"cannot create the folder {folder}: {exc.strerror or exc}; choose another path"
+        ) from exc
 
 
 @main.command("sample-film")
@@ -344,8 +386,8 @@ def sample_images(folder: Path, grey: bool) -> None:
 @click.option("--seconds", type=click.FloatRange(5, 3600), default=60, show_default=True,
               help="Approximate length.")
 @click.option("--size", default="640x360", show_default=True, help="WIDTHxHEIGHT, both even.")
-@click.option("--fps", type=float, default=24.0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--fps", type=float, default=24.0, show_default=True, help="Frame rate, 1-240.")
+@click.option("--seed", type=int, default=0, show_default=True, help="0 or more.")
 @click.option("--audio/--no-audio", default=True, show_default=True)
 @click.option("--grey", is_flag=True, help="Black and white (gray pixel format): to colorize.")
 @one_line_errors
@@ -356,13 +398,23 @@ def sample_film(
 
     Pans and zooms, grain, flicker, a colour cast, dark night shots, a grey title card,
     flashes, cuts, dissolves and fades: material to try extract-frames on. The ground
-    truth (shots and transitions) is written beside it as PATH.truth.json.
+    truth (shots and transitions) is written beside it as PATH.truth.json. PATH ends in
+    .mp4, .mkv, .avi or .mpg.
     """
     import dataclasses
     import json
+    import os
 
     from filmdata.errors import ConfigError
     from filmdata.synthetic import make_film, standard_plan
+    from manifests import atomic_path
+
+    if path.suffix.lower() not in (".mp4", ".mkv", ".avi", ".mpg"):
+        raise ConfigError(f"{path}: give a file name ending in .mp4, .mkv, .avi or .mpg")
+    if not 1 <= fps <= 240:
+        raise ConfigError(f"--fps {fps:g}: give a frame rate from 1 to 240, e.g. 24")
+    if seed < 0:
+        raise ConfigError(f"--seed {seed}: give 0 or more")
 
     try:
         width, height = (int(v) for v in size.lower().split("x"))
@@ -370,12 +422,21 @@ def sample_film(
         raise ConfigError(f"--size {size!r}: give WIDTHxHEIGHT, e.g. 640x360") from None
     if width % 2 or height % 2 or min(width, height) < 32:
         raise ConfigError(f"--size {size!r}: both sides must be even and at least 32")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder: give a file name, e.g. {path / 'sample.mp4'}")
+    _make_folder(path.parent)
     plan = standard_plan(seed=seed, n_shots=max(2, round(seconds / 3.0)), fps=fps)
-    truth = make_film(path, plan, size=(width, height), fps=fps, seed=seed, audio=audio,
-                      pix_fmt="gray" if grey else "yuv420p")
-    facts = {k: v for k, v in dataclasses.asdict(truth).items() if k != "pts_s"}
-    path.with_name(path.name + ".truth.json").write_text(json.dumps(facts, default=str, indent=1))
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")  # the film appears whole
+    try:
+        truth = make_film(partial, plan, size=(width, height), fps=fps, seed=seed,
+                          audio=audio, pix_fmt="gray" if grey else "yuv420p")
+        facts = {k: v for k, v in dataclasses.asdict(truth).items() if k != "pts_s"}
+        facts["path"] = str(path)
+        with atomic_path(path.with_name(path.name + ".truth.json")) as tmp:
+            tmp.write_text(json.dumps(facts, default=str, indent=1))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     click.echo(f"{path}: {truth.n_frames} frames, {len(truth.shots)} shots")
 
 
@@ -632,7 +693,10 @@ def colorize_command(inputs: tuple[Path, ...], quiet: bool, **opts: Any) -> None
     done = failed = 0
     for result in colorize_paths(inputs, cfg):
         if result.error is not None:
-            click.echo(f"error: {result.error}", err=True)
+            error = result.error
+            if isinstance(result.cause, OSError):  # its output could not be written
+                error = f"{result.source}: {os_error_line(result.cause)}"
+            click.echo(f"error: {error}", err=True)
             failed += 1
             continue
         done += 1
@@ -640,6 +704,8 @@ def colorize_command(inputs: tuple[Path, ...], quiet: bool, **opts: Any) -> None
             rate = f", {result.frames / result.seconds:.1f} frames/s" if result.kind == "film" \
                 and result.seconds > 0 else ""
             click.echo(f"{result.source} -> {result.output} ({result.seconds:.1f} s{rate})")
+        for warning in result.warnings:  # damaged film: written, but not all of it
+            click.echo(f"warning: {result.source.name}: {warning}", err=True)
     if failed:
         click.echo(f"{failed} of {done + failed} input(s) failed", err=True)
         sys.exit(1)

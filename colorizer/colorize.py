@@ -18,7 +18,6 @@ leaves no half-written output under the final name. Film specifics: `colorizer.c
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -32,8 +31,10 @@ import torch.nn.functional as F
 from colorizer.bins import DEFAULT_TEMPERATURE, annealed_mean
 from colorizer.checkpoint import load_model
 from colorizer.errors import ColorizerError, ConfigError, InputError
+from colorizer.fields import check_fields
 from colorizer.lab import _EPS, _F_EPS, _KAPPA, _WHITE_D65, _XYZ_FROM_RGB
 from colorizer.model import ColorizationNet, ModelConfig
+from colorizer.outputs import ensure_writable_folder, sweep_stale_temps, write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,10 @@ class ColorizeConfig:
     cut_threshold: float = 20.0  # ContentDetector (luma) score that resets the EMA
 
     def __post_init__(self) -> None:
+        check_fields(self)  # every value of its declared type; numbers finite (no nan)
         if self.temperature < 0:
-            raise ConfigError(f"--temperature must be >= 0, got {self.temperature}")
+            raise ConfigError(f"--temperature must be >= 0, got {self.temperature}",
+                              key="temperature")
         if self.work_size < 16:
             raise ConfigError(f"--work-size must be >= 16 pixels, got {self.work_size}")
         if self.batch_size < 1:
@@ -96,6 +99,8 @@ class ColorizeResult:
     kind: str  # image or film
     output: Path | None = None
     error: str | None = None
+    cause: Exception | None = None  # the exception behind `error` (an OSError: disk full, ...)
+    warnings: list[str] = field(default_factory=list)  # written, but not all of it (damage)
     frames: int = 0
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # film: decode/model/encode, s
@@ -371,24 +376,13 @@ def output_path(out: Path, source: Path, suffix: str, taken: set[Path]) -> Path:
     return target
 
 
-def temp_path(target: Path) -> Path:
-    """A hidden temporary name beside ``target`` with the same extension (for the muxer)."""
-    return target.with_name(f".{target.stem}.part-{os.getpid()}{target.suffix}")
-
-
 def write_image(rgb: np.ndarray, target: Path, jpeg_quality: int = 95) -> None:
-    """Write uint8 RGB atomically (temp file beside the target + os.replace)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(target)
+    """Write uint8 RGB atomically (`colorizer.outputs.atomic_output`)."""
     params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if target.suffix == ".jpg" else []
-    try:
-        ok, buf = cv2.imencode(target.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
-        if not ok:
-            raise InputError(f"OpenCV could not encode {target.name}")
-        buf.tofile(str(tmp))
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    ok, buf = cv2.imencode(target.suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise InputError(f"OpenCV could not encode {target.name}")
+    write_bytes(target, buf.tobytes())
 
 
 # --------------------------------------------------------------------------- entry point
@@ -407,42 +401,59 @@ def colorize_paths(
     """Colorize every input, yielding one result per input as it finishes.
 
     The checkpoint is loaded once (its errors are raised: nothing can be done without it);
-    a bad input gives a result with ``error`` set and the others go on. KeyboardInterrupt
-    propagates after the current output's temporary file has been removed.
+    then ``cfg.out`` is created and test-written, and the temporary files that killed runs
+    left in it are swept (`colorizer.outputs`); an unwritable folder raises OSError.
+    A bad input, or an output that cannot be written (a full disk), gives a result with
+    ``error`` (and ``cause``) set and the others go on. KeyboardInterrupt propagates after
+    the current output's temporary file has been removed.
     """
     import time
-
-    from colorizer.colorize_film import colorize_film
 
     if colorizer is None:
         colorizer = Colorizer.from_checkpoint(
             cfg.checkpoint, cfg.device, arch=cfg.arch, temperature=cfg.temperature,
             work_size=cfg.work_size,
         )
+    ensure_writable_folder(cfg.out)  # an unwritable --out: one error before any work
+    removed = sweep_stale_temps(cfg.out)
+    if removed:
+        log.info("%s: removed %d temporary file(s) left by an interrupted run", cfg.out,
+                 len(removed))
     taken: set[Path] = set()
     for source, kind in expand_inputs(inputs):
         t0 = time.perf_counter()
         result = ColorizeResult(source, kind)
         try:
-            if kind == "missing":
-                raise InputError(f"{source}: no such file or folder")
-            if kind == "empty":
-                raise InputError(f"{source}: folder holds no image or film files")
-            if kind == "unknown":
-                kind = result.kind = _sniff(source)
-            if kind == "image":
-                suffix = ".jpg" if cfg.image_format == "jpg" else ".png"
-                target = output_path(cfg.out, source, suffix, taken)
-                result.output = colorize_image(colorizer, source, target, cfg.jpeg_quality)
-                result.frames = 1
-            else:
-                film = colorize_film(colorizer, source, cfg, taken=taken)
-                result.output, result.frames = film.output, film.frames
-                result.timings = film.timings
+            _colorize_one(colorizer, source, kind, cfg, taken, result)
         except ColorizerError as exc:
-            result.error = str(exc)
+            result.error, result.cause = str(exc), exc
+        except OSError as exc:  # this input's output could not be written (disk full, ...)
+            where = f" ({exc.filename})" if exc.filename else ""
+            result.error, result.cause = f"{source}: {exc.strerror or exc}{where}", exc
         result.seconds = time.perf_counter() - t0
         yield result
+
+
+def _colorize_one(colorizer: Colorizer, source: Path, kind: str, cfg: ColorizeConfig,
+                  taken: set[Path], result: ColorizeResult) -> None:
+    """Colorize one input into `result` (its output, frames, timings, warnings)."""
+    from colorizer.colorize_film import colorize_film
+    if kind == "missing":
+        raise InputError(f"{source}: no such file or folder")
+    if kind == "empty":
+        raise InputError(f"{source}: folder holds no image or film files")
+    if kind == "unknown":
+        kind = result.kind = _sniff(source)
+    if kind == "image":
+        suffix = ".jpg" if cfg.image_format == "jpg" else ".png"
+        target = output_path(cfg.out, source, suffix, taken)
+        result.output = colorize_image(colorizer, source, target, cfg.jpeg_quality)
+        result.frames = 1
+        return
+    film = colorize_film(colorizer, source, cfg, taken=taken)
+    result.output, result.frames = film.output, film.frames
+    result.timings = film.timings
+    result.warnings.extend(film.warnings())
 
 
 def _sniff(path: Path) -> str:

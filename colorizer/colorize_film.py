@@ -20,8 +20,11 @@ interleaving buffer of audio packets).
   colour of a moving object trails it (ghosting) for about ``smooth_s``, and dissolves (no
   hard cut) carry the old shot's colours into the new one for that long.
 
-The output is written under a temporary name beside the target and renamed at the end; an
-exception or Ctrl-C removes the temporary file.
+The output is written under a temporary name beside the target (`colorizer.outputs`, the
+extension kept for the muxer) and renamed at the end; an exception or Ctrl-C removes the
+temporary file. A damaged film is colorized as far as it decodes: packets that fail to
+decode are skipped and counted, and a demuxer error or frames that stop before the duration
+the container declares mark it truncated (`FilmResult.warnings()` says so in one line).
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,14 +44,9 @@ import cv2
 import numpy as np
 import torch
 
-from colorizer.colorize import (
-    ColorizeConfig,
-    Colorizer,
-    output_path,
-    rgb_u8_to_L,
-    temp_path,
-)
+from colorizer.colorize import ColorizeConfig, Colorizer, output_path, rgb_u8_to_L
 from colorizer.errors import InputError
+from colorizer.outputs import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +54,8 @@ log = logging.getLogger(__name__)
 MP4_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac", "mp2"})
 _THUMB_WIDTH = 64
 _BT601 = {"colorspace": 6, "color_primaries": 6, "color_trc": 6, "color_range": 1}
+# Containers whose duration is a bitrate estimate: a short stream is no sign of damage.
+ESTIMATED_DURATION_FORMATS = frozenset({"mpeg", "mpegts", "mpegvideo"})
 
 
 @dataclass
@@ -64,8 +63,23 @@ class FilmResult:
     output: Path
     frames: int
     audio: bool
-    decode_errors: int = 0
+    decode_errors: int = 0  # packets that failed to decode (skipped)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    truncated: bool = False  # the stream ended before the film's declared end (cut short)
+    ended_at_s: float | None = None  # when truncated: the last frame's time
+    duration_s: float | None = None  # when truncated: the duration the container declares
+
+    def warnings(self) -> list[str]:
+        """One line for a damaged film (what was written is all that could be decoded)."""
+        if not self.decode_errors and not self.truncated:
+            return []
+        parts = [f"{self.decode_errors} packet(s) failed to decode"]
+        if self.truncated:
+            span = (f" at {self.ended_at_s:.1f} s of {self.duration_s:.1f} s"
+                    if self.ended_at_s is not None and self.duration_s else "")
+            parts.append(f"stream ended early{span}")
+        return [f"damaged film: {', '.join(parts)}; colorized the {self.frames} frame(s) "
+                "that could be decoded"]
 
 
 class _Stages:
@@ -167,9 +181,8 @@ def colorize_film(
         acodec = audio.codec_context.name if audio is not None else None
         suffix = ".mp4" if acodec is None or acodec in MP4_AUDIO else ".mkv"
         target = output_path(cfg.out, source, suffix, taken if taken is not None else set())
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_path(target)
-        try:
+        # the temporary file keeps the extension: PyAV picks the muxer by it
+        with atomic_output(target, target.suffix) as tmp:
             with av.open(str(tmp), "w") as out:
                 result = _Transcoder(colorizer, container, out, cfg, source.name).run()
             if result.frames == 0:
@@ -178,13 +191,9 @@ def colorize_film(
                     f"{source}: no video frame decoded in {span}; check --start/--end "
                     "against the film's length, or the file is damaged"
                 )
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
     result.output = target
-    if result.decode_errors:
-        log.warning("%s: %d packet(s) failed to decode and were skipped", source.name,
-                    result.decode_errors)
+    for line in result.warnings():
+        log.info("%s: %s", source.name, line)
     return result
 
 
@@ -212,6 +221,8 @@ class _Transcoder:
         self.pending: list[tuple[np.ndarray, int, bool]] = []
         self.frames = 0
         self.decode_errors = 0
+        self.truncated = False  # the demuxer failed, or frames ended before the duration
+        self.last_s: float | None = None  # time of the last decoded video frame
         self._open_outputs()
 
     def _open_outputs(self) -> None:
@@ -264,7 +275,7 @@ class _Transcoder:
             packets = self.container.demux(*streams)
             while True:
                 with self.stages("decode"):
-                    packet = next(packets, None)
+                    packet = self._next_packet(packets)
                 if packet is None:
                     break
                 if packet.stream.type == "audio":
@@ -278,6 +289,7 @@ class _Transcoder:
                             t = index / float(self.rate)
                             pts = round(t / self.tb)
                         index += 1
+                        self.last_s = t if self.last_s is None else max(self.last_s, t)
                         if not self._in_range(t):
                             if self.cfg.end_s is not None and t >= self.cfg.end_s - 1e-6:
                                 video_done = True
@@ -292,13 +304,43 @@ class _Transcoder:
                     self.out.mux(p)
         finally:
             bar.close()
+        duration = self._declared_duration()
+        if not video_done and self._ends_early(duration):
+            self.truncated = True
         return FilmResult(Path(), self.frames, self.aout is not None, self.decode_errors,
-                          dict(self.stages.seconds))
+                          dict(self.stages.seconds), self.truncated, self.last_s,
+                          duration)
+
+    def _next_packet(self, packets: Iterator[Any]) -> Any:
+        """The next packet, or None at the end; a demuxer error (a file cut short or
+        damaged) ends the film early: what was decoded is kept, and it is reported."""
+        try:
+            return next(packets, None)
+        except av.FFmpegError as exc:
+            self.truncated = True
+            log.debug("%s: demuxing stopped early: %s", self.name, exc)
+            return None
+
+    def _declared_duration(self) -> float | None:
+        """The film's duration as its container declares it (None where it is only an
+        estimate from the bitrate, as for MPEG streams)."""
+        if self.container.format.name in ESTIMATED_DURATION_FORMATS:
+            return None
+        if self.vin.duration:
+            return float(self.vin.duration * self.tb)
+        return (self.container.duration or 0) / av.time_base or None
+
+    def _ends_early(self, duration: float | None) -> bool:
+        """Whether the frames stop well before the declared duration (a file cut short:
+        its header still tells the full length). Only when the range runs to the end."""
+        if not duration or self.last_s is None or self.cfg.end_s is not None:
+            return False
+        return self.last_s < duration - max(1.0, 0.02 * duration)
 
     def _decode(self, packet: Any) -> list[tuple[np.ndarray, int | None]]:
         try:
             decoded = packet.decode()
-        except av.InvalidDataError:
+        except av.FFmpegError:
             self.decode_errors += 1
             return []
         fmt = "gray" if self.grey else "rgb24"

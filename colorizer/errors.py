@@ -8,7 +8,14 @@ class ColorizerError(Exception):
 
 
 class ConfigError(ColorizerError):
-    """A configuration value is invalid (unknown architecture, bad size, ...)."""
+    """A configuration value is invalid (unknown architecture, bad size, ...).
+
+    `key` names the option at fault when there is one, so that whoever settled the config
+    can say where the value came from (a TOML file, the command line)."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class InputError(ColorizerError):

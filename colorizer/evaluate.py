@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from colorizer.bins import DEFAULT_TEMPERATURE, annealed_mean, downsample_ab, soft_encode
 from colorizer.colorize import Colorizer, lab_to_rgb_in_gamut
 from colorizer.errors import ColorizerError, ConfigError, DataError
+from colorizer.fields import check_fields
 from colorizer.lab import rgb_to_lab
 from colorizer.metrics import auc_ab, colorfulness, psnr
 
@@ -72,10 +73,14 @@ class EvalConfig:
     quiet: bool = False
 
     def __post_init__(self) -> None:
+        check_fields(self)  # every value of its declared type; temperatures finite (no nan)
         if self.size < 16 or self.size % 8:
             raise ConfigError(f"--size must be a multiple of 8 and >= 16, got {self.size}")
         if not self.temperatures or any(t < 0 for t in self.temperatures):
-            raise ConfigError(f"temperatures must be >= 0, got {self.temperatures}")
+            raise ConfigError(
+                f"--temperature must be >= 0, got {', '.join(map(str, self.temperatures))}",
+                key="temperatures",
+            )
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.limit is not None and self.limit < 1:

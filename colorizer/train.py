@@ -53,9 +53,17 @@ from colorizer.dataset import (
     make_loader,
 )
 from colorizer.errors import ColorizerError, ConfigError, DataError, WeightsError
+from colorizer.fields import check_fields
 from colorizer.lab import join_lab, lab_to_rgb, rgb_to_lab, split_lab
 from colorizer.metrics import auc_ab, colorfulness, psnr
 from colorizer.model import ARCHS, ModelConfig, build_model
+from colorizer.outputs import (
+    check_free_space,
+    ensure_writable_folder,
+    sweep_stale_temps,
+    write_bytes,
+    write_text,
+)
 from colorizer.rebalance import RebalanceConfig, class_weights, pixel_weights, prior_from_paths
 from colorizer.vgg_finetune import resolve_device
 from colorizer.weights import load_eccv16_weights, load_vgg_weights
@@ -106,24 +114,31 @@ class TrainConfig:
     deterministic: bool = True  # deterministic algorithms (CPU runs): exact resume
 
     def __post_init__(self) -> None:
+        check_fields(self)  # every value of its declared type (bool, int, finite float, ...)
         if self.arch not in ARCHS:
-            raise ConfigError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
+            raise ConfigError(
+                f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}", key="arch"
+            )
         for name in ("steps", "batch_size", "save_every", "log_every", "val_images"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+            _at_least(name, getattr(self, name), 1)
         for name in ("workers", "val_every", "resize", "grid_images", "rebalance_images"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+            _at_least(name, getattr(self, name), 0)
         if self.size < 16 or self.size % 8:
-            raise ConfigError(f"size must be a multiple of 8 and >= 16, got {self.size}")
-        if not self.lr > 0 or self.weight_decay < 0 or self.temperature < 0:
-            raise ConfigError("need lr > 0, weight_decay >= 0 and temperature >= 0")
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise ConfigError(f"betas must be two numbers in [0, 1), got {self.betas}")
+            raise ConfigError(f"size must be a multiple of 8 and >= 16, got {self.size}",
+                              key="size")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}", key="lr")
+        _at_least("weight_decay", self.weight_decay, 0)
+        _at_least("temperature", self.temperature, 0)
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"betas must be two numbers in [0, 1), got {list(self.betas)}",
+                              key="betas")
         if len(self.lr_drop_at) != len(self.lr_drop_to):
-            raise ConfigError("lr_drop_at and lr_drop_to must have the same length")
+            raise ConfigError("lr_drop_at and lr_drop_to must have the same length",
+                              key="lr_drop_to")
         if list(self.lr_drop_at) != sorted(self.lr_drop_at):
-            raise ConfigError(f"lr_drop_at must be increasing, got {self.lr_drop_at}")
+            raise ConfigError(f"lr_drop_at must be increasing, got {list(self.lr_drop_at)}",
+                              key="lr_drop_at")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
@@ -131,6 +146,11 @@ class TrainConfig:
     @property
     def model_config(self) -> ModelConfig:
         return ModelConfig(arch=self.arch, vgg_trainable=self.vgg_trainable)
+
+
+def _at_least(name: str, value: float, low: float) -> None:
+    if value < low:
+        raise ConfigError(f"{name} must be >= {low}, got {value}", key=name)
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -143,11 +163,14 @@ _PATH_FIELDS = ("data", "out", "init", "vgg_weights", "init_zhang")
 
 
 def _coerce(name: str, value: Any) -> Any:
+    """Lists to tuples, paths to text; the types themselves are checked by TrainConfig."""
     if name not in FIELDS:
-        raise ConfigError(f"unknown training option {name!r}; known: {', '.join(sorted(FIELDS))}")
+        raise ConfigError(
+            f"unknown training option {name!r}; known: {', '.join(sorted(FIELDS))}", key=name
+        )
     if isinstance(value, list):
         return tuple(value)
-    if name in _PATH_FIELDS and value is not None:
+    if name in _PATH_FIELDS and isinstance(value, os.PathLike):
         return str(value)
     return value
 
@@ -163,13 +186,20 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}); save the TOML file as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
     table = raw.get("train", raw)
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [train] must be a table")
     values = {str(k).replace("-", "_"): v for k, v in table.items()}
-    return {k: _coerce(k, v) for k, v in values.items()}
+    try:
+        return {k: _coerce(k, v) for k, v in values.items()}
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}", key=exc.key) from None
 
 
 def settle_config(
@@ -178,15 +208,19 @@ def settle_config(
     overrides: Mapping[str, Any] | None = None,
 ) -> TrainConfig:
     """The config: `base` (defaults, or a checkpoint's config) < TOML `file` < `overrides`
-    (command line; None values are ignored)."""
+    (command line; None values are ignored). A bad value is a ConfigError naming its key,
+    and the file when it came from there."""
     values: dict[str, Any] = {k: _coerce(k, v) for k, v in (base or {}).items()}
-    if file is not None:
-        values.update(read_config_file(file))
-    values.update({k: _coerce(k, v) for k, v in (overrides or {}).items() if v is not None})
+    from_file = read_config_file(file) if file is not None else {}
+    values.update(from_file)
+    given = {k: _coerce(k, v) for k, v in (overrides or {}).items() if v is not None}
+    values.update(given)
     try:
         return TrainConfig(**values)
-    except TypeError as exc:
-        raise ConfigError(f"bad training option: {exc}") from exc
+    except ConfigError as exc:
+        if exc.key in from_file and exc.key not in given:
+            raise ConfigError(f"{file}: {exc}; fix it in the file", key=exc.key) from None
+        raise
 
 
 def resume_config(saved: Mapping[str, Any], wanted: TrainConfig, given: set[str]) -> TrainConfig:
@@ -325,16 +359,16 @@ class _Log:
         self.tb = SummaryWriter(str(out / "tb"), purge_step=start + 1 if start else None)
 
     def _truncate(self, start: int) -> None:
-        """Drop records after the checkpoint's step (a crashed run logged beyond it)."""
+        """Keep the records up to the checkpoint's step (a crashed run logged beyond it);
+        drop a line cut short by a kill or a full disk (and any other line that is not a
+        JSON object), so that later appends stay one JSON object a line."""
         if not self.path.exists():
             return
-        keep = [
-            line for line in self.path.read_text().splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= start
-        ]  # fmt: skip
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in keep))
-        os.replace(tmp, self.path)
+        keep, dropped = _records_up_to(self.path.read_bytes(), start)
+        if dropped:
+            self.warn(f"{self.path}: dropped {dropped} damaged line(s) (a run cut short by a "
+                      "kill or a full disk); the records before it are kept")
+        write_text(self.path, "".join(line + "\n" for line in keep))
 
     def record(self, kind: str, step: int, values: Mapping[str, float]) -> None:
         if not self.enabled:
@@ -349,9 +383,38 @@ class _Log:
         if self.enabled and not self.quiet:
             tqdm.write(text, file=sys.stderr)
 
+    def warn(self, text: str) -> None:
+        """A `warning:` line on stderr, also under --quiet: something was repaired."""
+        if self.enabled:
+            tqdm.write(f"warning: {text}", file=sys.stderr)
+
     def close(self) -> None:
         if self.tb is not None:
-            self.tb.close()
+            with contextlib.suppress(OSError):  # never over the error that ended the run
+                self.tb.close()
+
+
+def _records_up_to(data: bytes, start: int) -> tuple[list[str], int]:
+    """The metrics.jsonl lines whose step is <= start, and how many lines were damaged."""
+    keep: list[str] = []
+    dropped = 0
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            dropped += 1
+        elif _step_of(record) <= start:
+            keep.append(line)
+    return keep, dropped
+
+
+def _step_of(record: Mapping[str, Any]) -> float:
+    step = record.get("step", 0)
+    return step if isinstance(step, (int, float)) else 0
 
 
 def _load_init_weights(model: torch.nn.Module, cfg: TrainConfig, log: _Log) -> None:
@@ -477,10 +540,22 @@ def _write_png(path: Path, rgb: torch.Tensor) -> None:
         return
     ok, data = cv2.imencode(".png", cv2.cvtColor(rgb.numpy(), cv2.COLOR_RGB2BGR))
     if ok:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data.tobytes())
-        os.replace(tmp, path)
+        write_bytes(path, data.tobytes())
+
+
+def _prepare_run_folder(out: Path, quiet: bool) -> None:
+    """Create and test-write the run folder; sweep temporary files that killed runs left."""
+    ensure_writable_folder(out)
+    removed = [p for folder in (out, out / "val") for p in sweep_stale_temps(folder)]
+    if removed and not quiet:
+        tqdm.write(f"note: removed {len(removed)} temporary file(s) left by an interrupted "
+                   f"run in {out}", file=sys.stderr)
+
+
+def checkpoint_bytes(model: torch.nn.Module, trainable: list[torch.nn.Parameter]) -> int:
+    """About the size of a checkpoint: the state dict and Adam's two moments."""
+    state = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    return state + 2 * sum(p.numel() * 4 for p in trainable)
 
 
 def train(
@@ -529,13 +604,12 @@ def _run(
         raise ConfigError(f"{out} already holds a run; pass --resume {out}, or another --out")
     start = int(ckpt["step"]) if ckpt else 0
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    if ddp.main:  # an unwritable --out fails now, not at the first checkpoint
+        _prepare_run_folder(out, quiet)
     log = _Log(out, start, ddp.main, quiet)
     if ddp.main:
-        out.mkdir(parents=True, exist_ok=True)
         text = json.dumps({**cfg.to_dict(), "world_size": ddp.world}, indent=1)
-        tmp = out / ".config.json.tmp"
-        tmp.write_text(text + "\n")
-        os.replace(tmp, out / "config.json")
+        write_text(out / "config.json", text + "\n")
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model_config)
@@ -547,6 +621,8 @@ def _run(
     memory_format = torch.channels_last if on_cuda and cfg.channels_last else torch.preserve_format
     model.to(device, memory_format=memory_format).train()
     params = [p for p in model.parameters() if p.requires_grad]
+    if ddp.main:
+        check_free_space(out, checkpoint_bytes(model, params), last.name)
     optimizer = torch.optim.Adam(
         params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=True
     )

@@ -14,6 +14,8 @@ that the ``chen`` model accepts (``colorizer.weights.load_vgg_weights``).
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +29,10 @@ from tqdm import tqdm
 
 from colorizer.dataset import random_crop
 from colorizer.errors import ConfigError, DataError, WeightsError
+from colorizer.fields import check_fields
 from colorizer.images import read_rgb
 from colorizer.lab import rgb_to_lab
+from colorizer.outputs import check_free_space, ensure_writable_folder, sweep_stale_temps
 from colorizer.vgg import VggFeatures, grey_input, rgb_input
 from colorizer.weights import (
     GREY_VGG_FORMAT,
@@ -58,16 +62,19 @@ class VggFinetuneConfig:
     resume: bool = False  # continue the run saved in ``out`` (else ``out`` must not exist)
 
     def __post_init__(self) -> None:
+        check_fields(self)  # every value of its declared type (int, finite float, ...)
         positive = ("steps", "batch_size", "checkpoint_every")
         for name in positive:
             if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}", key=name)
         if self.size < 8 or self.size % 4:
-            raise ConfigError(f"size must be a multiple of 4 and >= 8, got {self.size}")
+            raise ConfigError(f"size must be a multiple of 4 and >= 8, got {self.size}",
+                              key="size")
         if self.lr <= 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
+            raise ConfigError(f"lr must be > 0, got {self.lr}", key="lr")
         if self.num_workers < 0:
-            raise ConfigError(f"num_workers must be >= 0, got {self.num_workers}")
+            raise ConfigError(f"num_workers must be >= 0, got {self.num_workers}",
+                              key="num_workers")
 
 
 @dataclass(frozen=True)
@@ -166,6 +173,15 @@ def _load_checkpoint(cfg: VggFinetuneConfig) -> dict[str, Any]:
     return ckpt
 
 
+def _prepare_output(out: Path) -> None:
+    """Test-write the output's folder before any long work (an unwritable --out fails
+    now, with one line); sweep the temporary files of `out` that killed runs left."""
+    if out.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(out))
+    ensure_writable_folder(out.parent)
+    sweep_stale_temps(out.parent, target=out.name)
+
+
 def finetune_vgg(cfg: VggFinetuneConfig, image_paths: Sequence[Path]) -> FinetuneResult:
     """Fine-tune a grey-input VGG-16 (conv1_1 .. conv3_3) on ``image_paths``; write ``cfg.out``."""
     if not image_paths:
@@ -180,6 +196,7 @@ def finetune_vgg(cfg: VggFinetuneConfig, image_paths: Sequence[Path]) -> Finetun
     if out.exists() and not cfg.resume:
         raise ConfigError(f"{out} exists; pass --resume to continue that run, or another --out")
     device = resolve_device(cfg.device)
+    _prepare_output(out)
 
     teacher = VggFeatures()
     if load_vgg_weights(teacher, cfg.vgg_weights).kind != "imagenet-vgg16":
@@ -193,6 +210,8 @@ def finetune_vgg(cfg: VggFinetuneConfig, image_paths: Sequence[Path]) -> Finetun
     teacher.to(device, memory_format=torch.channels_last)
     student.to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(student.parameters(), lr=cfg.lr)
+    state_bytes = sum(t.numel() * t.element_size() for t in student.state_dict().values())
+    check_free_space(out.parent, 3 * state_bytes, out.name)  # weights + Adam's two moments
 
     start, losses = 0, []
     if out.exists():

@@ -7,7 +7,6 @@ that was expected and what to do.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 
 import torch
 
+from colorizer import outputs
 from colorizer.errors import ConfigError, WeightsError
 from colorizer.model import ColorizationNet, ModelConfig
 from colorizer.vgg import VGG16_CONVS, VggFeatures
@@ -66,14 +66,9 @@ class LoadReport:
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to a temp file beside ``path``, then os.replace: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """torch.save into a temp file beside ``path``, then os.replace: never a half-written
+    file (`colorizer.outputs.atomic_save`; a full disk is an OSError naming ``path``)."""
+    outputs.atomic_save(obj, path)
 
 
 def read_weights_file(path: Path | str, kind: _Kind) -> Any:

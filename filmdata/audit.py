@@ -10,12 +10,18 @@ For a dataset folder or any manifest, writes under `OUT/`:
     thumbs/               the small images the pages show
 
 Pages are static HTML with inline SVG: no server, no JavaScript, no plotting library.
+Every value that comes from a manifest (names, paths, reasons, splits, numbers) is
+HTML-escaped, and file names made from it are reduced to safe characters: a crafted
+manifest shows as text, it cannot run script in the page or write outside `OUT/`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import os
+import re
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +31,21 @@ import numpy as np
 import pandas as pd
 
 import manifests
+from filmdata.errors import OutputError
 from filmdata.filters import FilterConfig
 from manifests import layout
 from manifests.dataset import summarize
 
 THUMB_WIDTH = 192  # pixels
 BEFORE_AFTER_SHOTS = 4  # shots shown before/after correction, per film
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,150}")
+# Columns the pages format as numbers: coerced, so a manifest with text in them (damaged,
+# or written by something else) shows NaN instead of stopping the audit.
+_NUMERIC_COLUMNS = (
+    "shot_index", "shot_start_frame", "shot_end_frame", "frame_index", "mean_luma",
+    "relative_luma", "wb_gain_r", "wb_gain_g", "wb_gain_b", "exposure_gain",
+    "exposure_offset", *(f"restore_{k}_{c}" for k in ("black", "white", "gamma") for c in "rgb"),
+)
 
 _CSS = """
 body{font:14px system-ui,sans-serif;margin:24px;color:#222;background:#fafafa}
@@ -57,18 +72,53 @@ def audit(
     """Summarize the manifest(s) at `source` and write the HTML pages under `out`
     (default: `<dataset root>/audit`)."""
     frames, root = manifests.load_frames(source)
+    frames = _coerce_numbers(frames)
     out_dir = Path(out) if out is not None else root / "audit"
-    (out_dir / "thumbs").mkdir(parents=True, exist_ok=True)
+    _prepare_output(out_dir)
     summary = summarize(frames)
     dark_luma = _dark_threshold(source, root)
     pages = []
     for film_id, film in frames.groupby("film_id", sort=True):
-        page = out_dir / f"{film_id}.html"
+        page = out_dir / page_name(str(film_id))
         _write_text(page, _film_page(str(film_id), film, root, out_dir, dark_luma))
         pages.append(page)
     index = out_dir / "index.html"
     _write_text(index, _index_page(summary, dark_luma))
     return AuditReport(summary, (index, *pages))
+
+
+def page_name(film_id: str) -> str:
+    """The file name of a film's page: `<film_id>.html` for the ids filmcolor makes; any
+    other id is reduced to safe characters plus a short hash of it (no path separators, no
+    leading dot, no markup)."""
+    return _safe_file_name(film_id) + ".html"
+
+
+def _safe_file_name(name: str) -> str:
+    if _SAFE_NAME.fullmatch(name):
+        return name
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")[:80] or "item"
+    return f"{slug}-{hashlib.sha1(name.encode('utf-8', 'replace')).hexdigest()[:10]}"
+
+
+def _coerce_numbers(frames: pd.DataFrame) -> pd.DataFrame:
+    frames = frames.copy()
+    for name in _NUMERIC_COLUMNS:
+        if name in frames and not pd.api.types.is_numeric_dtype(frames[name]):
+            frames[name] = pd.to_numeric(frames[name], errors="coerce")
+    return frames
+
+
+def _prepare_output(out_dir: Path) -> None:
+    """Create OUT/thumbs, or fail with one line that says what to do."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"--out {out_dir} is a file, not a folder; choose a folder")
+    try:
+        (out_dir / "thumbs").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create {out_dir}: {exc.strerror or exc}; choose another --out"
+        ) from exc
 
 
 def _dark_threshold(source: str | os.PathLike[str], root: Path) -> float:
@@ -78,25 +128,43 @@ def _dark_threshold(source: str | os.PathLike[str], root: Path) -> float:
     for path in candidates:
         if not path.is_file():
             continue
-        config = manifests.read_metadata(path)["config"]
-        config = config.get("extract", config)  # a dataset nests the extract config
-        value = config.get("filters", {}).get("dark_luma")
-        if value is not None:
-            return float(value)
+        try:
+            config = manifests.read_metadata(path)["config"]
+            config = config.get("extract", config)  # a dataset nests the extract config
+            value = config.get("filters", {}).get("dark_luma")
+            if value is not None:
+                return float(value)
+        except (manifests.ManifestError, AttributeError, TypeError, ValueError):
+            continue  # metadata of another shape: the default threshold is drawn
     return FilterConfig().dark_luma
+
+
+def _e(value: object) -> str:
+    """A manifest value as HTML text (quotes escaped too: safe inside attributes)."""
+    return html.escape(str(value), quote=True)
 
 
 # -- pages ----------------------------------------------------------------------------
 
 
 def _index_page(summary: pd.DataFrame, dark_luma: float) -> str:
-    linked = summary.copy()
-    linked["film_id"] = [f'<a href="{html.escape(f)}.html">{html.escape(f)}</a>'
-                         for f in summary["film_id"]]
+    """The summary table: every cell and header escaped; the film ids link to their pages."""
+    head = "".join(f"<th>{_e(name)}</th>" for name in summary.columns)
+    rows = []
+    for record in summary.itertuples(index=False):
+        cells = []
+        for name, value in zip(summary.columns, record, strict=True):
+            text = _e(value)
+            if name == "film_id":
+                href = urllib.parse.quote(page_name(str(value)))
+                text = f'<a href="{_e(href)}">{text}</a>'
+            cells.append(f"<td>{text}</td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
     totals = (f"{len(summary)} sources, {int(summary['frames'].sum())} frames sampled, "
               f"{int(summary['kept'].sum())} kept; dark threshold {dark_luma:g}")
-    return _page("filmcolor audit", f"<p>{totals}</p>"
-                 + linked.to_html(index=False, escape=False, border=0))
+    table = (f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody>"
+             "</table>")
+    return _page("filmcolor audit", f"<p>{_e(totals)}</p>{table}")
 
 
 def _film_page(
@@ -104,7 +172,7 @@ def _film_page(
 ) -> str:
     film = film.sort_values("frame_index")
     kept = int((film["status"] == "kept").sum())
-    source = html.escape(str(film["source_path"].iloc[0]))
+    source = _e(film["source_path"].iloc[0])
     parts = [
         f"<p><a href='index.html'>all films</a> &middot; {source}"
         f" &middot; {film['shot_index'].nunique()} shots, {len(film)} frames, {kept} kept</p>",
@@ -123,7 +191,7 @@ def _film_page(
 def _shot_row(shot_index: int, shot: pd.DataFrame, root: Path, out_dir: Path) -> str:
     first = shot.iloc[0]
     meta = (f"<div class='meta'><b>shot {shot_index}</b><br>frames "
-            f"{first['shot_start_frame']}-{first['shot_end_frame'] - 1}<br>WB "
+            f"{_e(first['shot_start_frame'])}-{_e(first['shot_end_frame'] - 1)}<br>WB "
             f"{first['wb_gain_r']:.2f} {first['wb_gain_g']:.2f} {first['wb_gain_b']:.2f}"
             f"<br>exposure x{first['exposure_gain']:.2f} -{first['exposure_offset']:.0f}</div>")
     figures = [_figure(row, root, out_dir) for row in shot.itertuples()]
@@ -133,14 +201,16 @@ def _shot_row(shot_index: int, shot: pd.DataFrame, root: Path, out_dir: Path) ->
 def _figure(row: object, root: Path, out_dir: Path) -> str:
     path = row.image_path if isinstance(row.image_path, str) else row.thumb_path
     src = _thumb(root, path, out_dir) if isinstance(path, str) else None
-    img = (f"<img src='{src}' width='{THUMB_WIDTH}'>" if src else
+    img = (f"<img src='{_e(src)}' width='{THUMB_WIDTH}'>" if src else
            f"<div style='width:{THUMB_WIDTH}px;height:{THUMB_WIDTH * 9 // 16}px;"
            "background:#333'></div>")
     rejected = row.status != "kept"
-    badge = f"<span class='reason'>{html.escape(str(row.reject_reason))}</span>" if rejected else ""
-    caption = f"f{row.frame_index} &middot; luma {row.mean_luma:.0f}"
+    badge = f"<span class='reason'>{_e(row.reject_reason)}</span>" if rejected else ""
+    caption = f"f{_e(row.frame_index)} &middot; luma {row.mean_luma:.0f}"
     css = " class='rejected'" if rejected else ""
-    return f"<figure{css}>{img}{badge}<figcaption>{caption}</figcaption></figure>"
+    shown = path if isinstance(path, str) else "no image written"
+    title = f" title='{_e(row.frame_id)}: {_e(shown)}'"  # on hover: which frame, which file
+    return f"<figure{css}{title}>{img}{badge}<figcaption>{caption}</figcaption></figure>"
 
 
 def _dark_test_luma(film: pd.DataFrame) -> np.ndarray:
@@ -184,12 +254,15 @@ def _before_after(film: pd.DataFrame, root: Path, out_dir: Path) -> list[str]:
         before = _thumb(root, row["thumb_path"], out_dir)
         after = _thumb(root, row["image_path"], out_dir)
         rows.append(
-            f"<div class='shot'><div class='meta'><b>shot {shot_index}</b>, frame "
-            f"{row['frame_index']}<br>before | after</div><div class='pair'>"
-            f"<img src='{before}' width='{THUMB_WIDTH}'><img src='{after}' "
-            f"width='{THUMB_WIDTH}'></div></div>"
+            f"<div class='shot'><div class='meta'><b>shot {_e(shot_index)}</b>, frame "
+            f"{_e(row['frame_index'])}<br>before | after</div><div class='pair'>"
+            f"{_img(before)}{_img(after)}</div></div>"
         )
     return rows
+
+
+def _img(src: str | None) -> str:
+    return f"<img src='{_e(src)}' width='{THUMB_WIDTH}'>" if src else ""
 
 
 def luma_histogram_svg(
@@ -232,11 +305,16 @@ def luma_histogram_svg(
 def _thumb(root: Path, rel: str, out_dir: Path) -> str | None:
     """Write (once) a THUMB_WIDTH-wide copy of root/rel under out_dir/thumbs; return its
     path relative to out_dir, or None if the image is missing."""
-    name = rel.replace("/", "__").rsplit(".", 1)[0] + ".jpg"
+    if not isinstance(rel, str) or not rel or "\0" in rel:
+        return None
+    name = _safe_file_name(rel.replace("/", "__").rsplit(".", 1)[0]) + ".jpg"
     target = out_dir / "thumbs" / name
     if not target.is_file():
-        image = cv2.imread(str(root / rel), cv2.IMREAD_COLOR)
-        if image is None:
+        try:
+            image = cv2.imread(str(root / rel), cv2.IMREAD_COLOR)
+        except cv2.error:
+            return None
+        if image is None or image.ndim != 3 or image.shape[1] == 0:
             return None
         scale = THUMB_WIDTH / image.shape[1]
         small = cv2.resize(image, (THUMB_WIDTH, max(1, round(image.shape[0] * scale))),

@@ -27,11 +27,38 @@ import pandas as pd
 
 import manifests
 from filmdata.config import ExtractConfig, settings_fingerprint
-from filmdata.errors import ConfigError, FilmDataError, FilmOpenError
-from filmdata.extract import FilmResult, extract_film, film_id_for
-from filmdata.images import ImageSetConfig, image_set_id, index_images, is_image
+from filmdata.errors import (
+    ConfigError,
+    FilmDataError,
+    FilmOpenError,
+    OutputError,
+    describe_os_error,
+)
+from filmdata.extract import (
+    FilmResult,
+    extract_film,
+    film_id_for,
+    remove_unlisted_images,
+    retire_outputs,
+    sweep_film_temps,
+)
+from filmdata.images import (
+    ImageSetConfig,
+    image_set_facts,
+    image_set_id,
+    index_images,
+    is_image,
+)
+from filmdata.validate import check_fields, check_range
 from manifests import FRAME_SCHEMA, layout
-from manifests.dataset import DedupConfig, SplitConfig, merge, summarize, write_dataset
+from manifests.dataset import (
+    DedupConfig,
+    SplitConfig,
+    empty_splits,
+    merge,
+    summarize,
+    write_dataset,
+)
 
 VIDEO_EXTENSIONS = frozenset({
     ".mkv", ".mp4", ".m4v", ".mov", ".avi", ".mpg", ".mpeg", ".m2v", ".vob", ".ts", ".m2ts",
@@ -44,11 +71,12 @@ ENGINES = ("local", "ray")
 class Task:
     """One idempotent unit of work: a film, or a chunk of an image folder."""
 
-    kind: str  # "film" | "images"
+    kind: str  # "film" | "images" | "invalid" (an input found unusable: fails at once)
     path: str  # the film file, or the image folder
     files: tuple[str, ...] = ()  # images of this chunk (kind "images")
     set_id: str = ""  # manifest id of the chunk (kind "images")
     first_index: int = 0  # number of the chunk's first image within the folder
+    error: str = ""  # why the input is unusable (kind "invalid")
 
 
 @dataclass(frozen=True)
@@ -59,6 +87,10 @@ class BuildConfig:
     dedup: DedupConfig = field(default_factory=DedupConfig)
     images_per_task: int = 2000  # still images per task (one manifest each)
 
+    def __post_init__(self) -> None:
+        check_fields(self)
+        check_range(self, "images_per_task", 1)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -68,6 +100,7 @@ class BuildReport:
     results: tuple[FilmResult, ...]
     dataset: Path | None  # the merged manifest; None when nothing succeeded
     summary: pd.DataFrame  # one row per film / image chunk
+    empty_splits: tuple[str, ...] = ()  # expected splits that got no kept frame
 
     @property
     def failures(self) -> list[FilmResult]:
@@ -96,6 +129,7 @@ def resolve_inputs(
     films: list[Path] = []
     image_sets: dict[Path, list[Path]] = {}
     sources: list[pd.DataFrame] = []
+    invalid: list[Task] = []
     for raw in inputs:
         path = Path(raw)
         if not path.exists():
@@ -108,6 +142,8 @@ def resolve_inputs(
                 )
             path = path.resolve()
             files = sorted(_input_files(path, skip))
+            invalid.extend(_broken_links(files))
+            files = [p for p in files if p.exists()]
             found = [p for p in files if p.suffix.lower() in VIDEO_EXTENSIONS]
             images = [p for p in files if is_image(p)]
             if not found and not images:
@@ -121,13 +157,28 @@ def resolve_inputs(
             sources.append(listed)
         else:
             films.append(path)  # any other file is taken as a film; decode tells if not
-    tasks = [Task("film", str(p)) for p in _unique(films)]
+    tasks = [*invalid, *(Task("film", str(p)) for p in _unique(films))]
     for folder, images in image_sets.items():
         tasks.extend(_image_tasks(folder, images, images_per_task))
     table = pd.concat(sources, ignore_index=True) if sources else pd.DataFrame()
     if len(table):
-        table = table.drop_duplicates("film_id").drop(columns=["path"])
+        table = table.dropna(subset=["film_id"]).drop_duplicates("film_id").drop(columns=["path"])
     return tasks, table
+
+
+def _broken_links(files: Iterable[Path]) -> list[Task]:
+    """An invalid task for each link whose target is missing (one line each; the other
+    inputs go on)."""
+    broken = []
+    for path in files:
+        if path.is_symlink() and not path.exists():
+            try:
+                target = os.readlink(path)
+            except OSError:
+                target = "?"
+            broken.append(Task("invalid", str(path), error=(
+                f"{path}: broken link (its target {target} is missing); fix or remove it")))
+    return broken
 
 
 def is_dataset(folder: Path) -> bool:
@@ -161,14 +212,26 @@ def read_film_list(csv_path: Path) -> pd.DataFrame:
             f"{csv_path}: no 'path' column (found: {', '.join(map(str, table.columns))}); "
             "the list needs columns path[,title,year,...]"
         )
+    if table.empty:
+        raise ConfigError(f"{csv_path}: lists no films (a header only); add one row per film: "
+                          "path[,title,year,...]")
     table["path"] = [str(_resolve(csv_path.parent, p)) for p in table["path"].fillna("")]
     missing = [p for p in table["path"] if not Path(p).is_file()]
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         shown = ", ".join(missing[:3]) + more
         raise FilmOpenError(f"{csv_path}: {len(missing)} listed film(s) not found: {shown}")
-    table["film_id"] = [film_id_for(p) for p in table["path"]]
+    table["film_id"] = [_film_id_or_none(p) for p in table["path"]]
     return table
+
+
+def _film_id_or_none(path: str) -> str | None:
+    """The film's id; None if it cannot be read now (its task then fails with the reason,
+    and the other films go on)."""
+    try:
+        return film_id_for(path)
+    except OSError:
+        return None
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -200,12 +263,16 @@ def run_task(task: Task, out_root: str, cfg: BuildConfig, force: bool = False) -
     """Run one task; bad input or an unexpected fault becomes a failed result."""
     started = time.perf_counter()
     try:
+        if task.kind == "invalid":
+            raise FilmOpenError(task.error)
         if task.kind == "film":
             return extract_film(task.path, out_root, cfg.extract, force=force, progress=False)
         return _run_images(task, Path(out_root), cfg, force)
     except (FilmDataError, manifests.ManifestError) as exc:
         error = str(exc)
-    except Exception as exc:  # a bug or an OS fault in one film must not stop the others
+    except OSError as exc:  # disk full, permissions: this input fails, the others go on
+        error = describe_os_error(exc)
+    except Exception as exc:  # a bug in one film must not stop the others
         error = f"internal error: {type(exc).__name__}: {exc}"
     return FilmResult(task.path, None, "failed", seconds=time.perf_counter() - started,
                       error=error)
@@ -215,11 +282,15 @@ def _run_images(task: Task, out_root: Path, cfg: BuildConfig, force: bool) -> Fi
     started = time.perf_counter()
     manifest = layout.film_manifest(out_root, task.set_id)
     fingerprint = settings_fingerprint(dataclasses.asdict(cfg.images))
-    if not force and manifests.made_with(manifest, fingerprint):
+    source = image_set_facts([Path(f) for f in task.files])
+    sweep_film_temps(out_root, task.set_id)
+    if not force and manifests.made_with(manifest, fingerprint, source):
         return FilmResult(task.path, task.set_id, "skipped", manifest=str(manifest))
+    retire_outputs(out_root, task.set_id)  # before any image is written (see extract.py)
     rows = index_images(Path(task.path), [Path(f) for f in task.files], task.set_id, out_root,
                         cfg.images, first_index=task.first_index)
-    info = {"config_fingerprint": fingerprint, "images": len(rows),
+    remove_unlisted_images(out_root, task.set_id, rows)
+    info = {"config_fingerprint": fingerprint, "source": source, "images": len(rows),
             "seconds": round(time.perf_counter() - started, 3)}
     manifests.write_table(rows, manifest, FRAME_SCHEMA, kind="frames",
                           config=dataclasses.asdict(cfg.images), info=info)
@@ -377,6 +448,7 @@ def build_dataset(
     out_root = Path(out_root)
     workers = workers or os.cpu_count() or 1
     tasks, sources = resolve_inputs(inputs, cfg.images_per_task, out_root=out_root)
+    _prepare_root(out_root)
     if engine == "ray":
         results = run_ray(tasks, out_root, cfg, force=force, workers=workers, address=address,
                           progress=progress)
@@ -390,8 +462,33 @@ def build_dataset(
         frames = merge(done, cfg.split, cfg.dedup, sources)
         info = {"inputs": [str(i) for i in inputs], "films": len(done),
                 "failed": [r.source_path for r in results if r.status == "failed"]}
-        dataset = write_dataset(out_root, frames, cfg.to_dict(), info)
-    return BuildReport(tuple(results), dataset, summarize_build(frames, results))
+        dataset = _write_dataset(out_root, frames, cfg.to_dict(), info)
+    empty = tuple(empty_splits(frames, cfg.split)) if dataset else ()
+    return BuildReport(tuple(results), dataset, summarize_build(frames, results), empty)
+
+
+def _prepare_root(out_root: Path) -> None:
+    """Create the dataset folder (or fail with one line, before any film is started) and
+    sweep the temporary files killed runs left in its manifest folders."""
+    try:
+        (out_root / layout.FILMS_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write to {out_root}: {describe_os_error(exc)}; choose another --out"
+        ) from exc
+    manifests.sweep_stale_temps(out_root / layout.MANIFESTS_DIR)
+    manifests.sweep_stale_temps(out_root / layout.FILMS_DIR)
+
+
+def _write_dataset(out_root: Path, frames: pd.DataFrame, config: dict[str, Any],
+                   info: dict[str, Any]) -> Path:
+    try:
+        return write_dataset(out_root, frames, config, info)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write {layout.dataset_manifest(out_root)}: {describe_os_error(exc)}; "
+            "free some space (or choose another --out) and rerun: the films done are kept"
+        ) from exc
 
 
 def summarize_build(frames: pd.DataFrame, results: Sequence[FilmResult]) -> pd.DataFrame:

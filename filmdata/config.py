@@ -20,6 +20,7 @@ from filmdata.filters import FilterConfig
 from filmdata.profile import ProfileConfig
 from filmdata.sampling import SampleConfig
 from filmdata.shots import ShotConfig
+from filmdata.validate import check_fields
 
 IMAGE_FORMATS = ("jpg", "png")
 
@@ -39,6 +40,8 @@ class OutputConfig:
     thumbnails: bool = True  # write a 256-wide uncorrected copy of every sampled frame
 
     def __post_init__(self) -> None:
+        check_fields(self, {"image_format": "--format", "jpeg_quality": "--quality",
+                            "max_side": "--max-side", "write_rejected": "--write-rejected"})
         if self.image_format not in IMAGE_FORMATS:
             raise ConfigError(f"image format {self.image_format!r}: choose one of {IMAGE_FORMATS}")
         if not 1 <= self.jpeg_quality <= 100:
@@ -56,6 +59,9 @@ class ExtractConfig:
     correct: CorrectionConfig = field(default_factory=CorrectionConfig)
     filters: FilterConfig = field(default_factory=FilterConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -29,6 +29,7 @@ import numpy as np
 
 from filmdata.errors import ConfigError
 from filmdata.restore import RGB, FilmFade, channel_percentiles, restoration_curves
+from filmdata.validate import check_fields
 
 RESTORE_METHODS = ("film", "none")
 WB_METHODS = ("shades-of-gray", "gray-world", "none")
@@ -86,6 +87,7 @@ class CorrectionConfig:
     exposure_max_gain: float = 1.5  # linear exposure gain clamp (1.5: at most ~0.6 stop up)
 
     def __post_init__(self) -> None:
+        check_fields(self, {"restore": "--restore", "wb": "--wb", "exposure": "--exposure"})
         if self.restore not in RESTORE_METHODS:
             raise ConfigError(f"restore must be one of {RESTORE_METHODS}, got {self.restore!r}")
         if self.wb not in WB_METHODS:

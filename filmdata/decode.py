@@ -35,6 +35,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from filmdata.errors import ConfigError, FilmOpenError, NotAVideoError
+from filmdata.validate import check_fields
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class DecodeConfig:
     deinterlace: bool = True  # blend the fields of interlaced frames that are converted
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.thread_type not in THREAD_TYPES:
             raise ConfigError(f"thread type {self.thread_type!r}: choose one of {THREAD_TYPES}")
         if self.threads < 0:
@@ -451,6 +453,11 @@ def _open_container(path: Path) -> av.container.InputContainer:
 
 
 def _video_stream(container: av.container.InputContainer, path: Path) -> av.VideoStream:
+    if is_still_image_format(container.format.name):
+        raise NotAVideoError(
+            f"{path}: a still image ({container.format.name.removesuffix('_pipe')}), not a "
+            "film; give folders of still images to build-dataset"
+        )
     streams = [s for s in container.streams.video if s.codec_context is not None]
     if not streams:
         kinds = sorted({s.type for s in container.streams}) or ["no streams"]
@@ -459,6 +466,12 @@ def _video_stream(container: av.container.InputContainer, path: Path) -> av.Vide
     if not stream.codec_context.width or not stream.codec_context.height:
         raise NotAVideoError(f"{path}: video stream has no frame size; the file is damaged")
     return stream
+
+
+def is_still_image_format(format_name: str) -> bool:
+    """FFmpeg's demuxers of still images: image2 (files by pattern) and the *_pipe ones
+    (png_pipe, jpeg_pipe, ...): what a photo renamed to .mp4 opens as."""
+    return format_name in ("image2", "image2pipe") or format_name.endswith("_pipe")
 
 
 def _film_info(

@@ -21,3 +21,9 @@ class OutputError(FilmDataError):
 
 class ConfigError(FilmDataError, ValueError):
     """An option has an impossible value."""
+
+
+def describe_os_error(exc: OSError) -> str:
+    """An operating-system error in a few words: what failed, and on which file."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    return f"{what} ({exc.filename})" if exc.filename else what

@@ -8,7 +8,16 @@
 
 The frame manifest is the film's "done" marker: it is written after every image, so a
 run killed mid-film leaves no manifest and the rerun does the film again. A rerun with
-the same config skips films whose manifest is already there (`force` redoes them).
+the same config skips films whose manifest is already there, made by this schema version
+from a source of the same size and mtime (`force` redoes them).
+
+A redo (another config, `force`, a changed source) first retires the old done marker,
+before any image is written: the frame manifest, and the dataset manifest of the same
+root if this film's images are already there (it may list them). A redo killed at any
+moment so leaves a film that is simply not done, never a manifest that points at images
+of another config. Images of the old run that the new manifest does not list are removed
+before the new manifest is written. Temporary files of killed runs (`manifests.temps`)
+are swept; a concurrent run's are not.
 
 Finishing a shot (full-resolution conversion, correction, JPEG encoding) runs on one
 worker thread, overlapping the decode of the next shot; shots are finished in order, so
@@ -17,6 +26,7 @@ results do not depend on timing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -42,7 +52,7 @@ from filmdata.correct import (
     estimate_shot_correction,
 )
 from filmdata.decode import DecodedFrame, FilmDecoder, FilmInfo
-from filmdata.errors import OutputError
+from filmdata.errors import FilmOpenError, NotAVideoError, OutputError
 from filmdata.filters import (
     FrameScores,
     flash_frames,
@@ -79,24 +89,66 @@ class FilmResult:
     truncated: bool = False
     seconds: float = 0.0
     error: str | None = None
+    retired_dataset: str | None = None  # the dataset manifest this redo removed (it may
+    # have listed the film's old images): build-dataset makes it again
+
+
+# The film id's content fingerprint: the size, both ends and chunks spread between them,
+# so that it costs ~6 MiB of reads (and 64 seeks) on a 100 GB film, and a film changed
+# anywhere but in a few bytes gets another id. A change the chunks miss (a repair in
+# place) is still seen by the skip check, which compares the source's size and mtime.
+_ID_VERSION = b"filmcolor-id-2"
+_ID_EDGE = 1 << 20  # bytes hashed at each end (container headers and indexes live there)
+_ID_CHUNK = 1 << 16  # bytes hashed at each spread offset
+_ID_CHUNKS = 62  # chunks evenly spread between the ends
 
 
 def film_id_for(path: str | os.PathLike[str]) -> str:
-    """Name slug + short content fingerprint: stable across reruns, renames-safe content.
+    """Name slug + short content fingerprint: stable across reruns and renames of the
+    same content.
 
-    The fingerprint hashes the size and the first and last MiB, so it is instant on a
-    feature film and changes if the file is re-encoded or truncated.
+    The fingerprint hashes the size, the first and last MiB and 62 chunks of 64 KiB
+    spread evenly between them (a file of up to ~6 MiB: all of it), so it costs a few
+    MiB of reads on a feature film and changes if the file is re-encoded, truncated or
+    changed anywhere but in a few bytes. Raises OSError if the file cannot be read.
     """
     path = Path(path)
     slug = re.sub(r"[^a-z0-9]+", "-", path.stem.lower()).strip("-")[:40] or "film"
-    size = path.stat().st_size
-    digest = hashlib.blake2b(str(size).encode(), digest_size=4)
     with path.open("rb") as f:
-        digest.update(f.read(1 << 20))
-        if size > 2 << 20:
-            f.seek(-(1 << 20), os.SEEK_END)
-            digest.update(f.read(1 << 20))
+        size = os.fstat(f.fileno()).st_size
+        digest = hashlib.blake2b(_ID_VERSION + b":%d" % size, digest_size=4)
+        for offset, length in fingerprint_spans(size):
+            f.seek(offset)
+            digest.update(f.read(length))
     return f"{slug}-{digest.hexdigest()}"
+
+
+def fingerprint_spans(size: int) -> list[tuple[int, int]]:
+    """The (offset, length) byte spans of a file of `size` bytes that its id hashes."""
+    if size <= 2 * _ID_EDGE + _ID_CHUNKS * _ID_CHUNK:
+        return [(0, size)]
+    inner = size - 2 * _ID_EDGE  # bytes between the two ends
+    step = inner / _ID_CHUNKS
+    chunks = [(_ID_EDGE + int(k * step + (step - _ID_CHUNK) / 2), _ID_CHUNK)
+              for k in range(_ID_CHUNKS)]
+    return [(0, _ID_EDGE), *chunks, (size - _ID_EDGE, _ID_EDGE)]
+
+
+def source_facts(path: str | os.PathLike[str]) -> dict[str, int]:
+    """What the skip check compares besides the id: a film repaired or replaced in place
+    (same id) has another mtime, so it is redone."""
+    st = Path(path).stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _identify(path: Path) -> tuple[str, dict[str, int]]:
+    """The film's id and source facts; an unreadable file is one clear error."""
+    try:
+        return film_id_for(path), source_facts(path)
+    except OSError as exc:
+        raise FilmOpenError(
+            f"{path}: cannot read ({exc.strerror or exc}); check the file and its permissions"
+        ) from exc
 
 
 def extract_film(
@@ -114,11 +166,13 @@ def extract_film(
     path, out_root = Path(path), Path(out_root)
     # Opening the decoder validates the film before any output is made.
     with FilmDecoder(path, cfg.decode, cfg.shots.analysis_width) as decoder:
-        film_id = film_id_for(path)
+        film_id, source = _identify(path)
         manifest_path = layout.film_manifest(out_root, film_id)
-        if not force and manifests.made_with(manifest_path, cfg.fingerprint()):
+        sweep_film_temps(out_root, film_id)
+        if not force and manifests.made_with(manifest_path, cfg.fingerprint(), source):
             return FilmResult(str(path), film_id, "skipped", manifest=str(manifest_path))
         _prepare_output(out_root, film_id)
+        retired = retire_outputs(out_root, film_id)
         profile = film_profile(
             decoder.survey(cfg.profile.survey_frames), decoder.info.display_size,
             cfg.profile, cfg.correct,
@@ -126,7 +180,12 @@ def extract_film(
         decoder.crop = profile.crop
         run = _FilmRun(path, out_root, film_id, cfg, decoder.info, profile)
         run.consume(decoder, progress=progress)
+        if decoder.frames_decoded == 0:
+            raise NotAVideoError(
+                f"{path}: no video frame could be decoded; the file is damaged or not a film"
+            )
         info = {
+            "source": source,
             "film": decoder.info.__dict__,
             "profile": profile.to_dict(),
             "frames_decoded": decoder.frames_decoded,
@@ -136,6 +195,7 @@ def extract_film(
             "seconds": round(time.perf_counter() - started, 3),
         }
     frames, shots = run.tables()
+    remove_unlisted_images(out_root, film_id, frames)
     _write(lambda: manifests.write_table(
         shots, layout.shot_manifest(out_root, film_id), SHOT_SCHEMA,
         kind="shots", config=cfg.to_dict(), info=info,
@@ -157,6 +217,7 @@ def extract_film(
         decode_errors=decoder.decode_errors,
         truncated=decoder.truncated,
         seconds=time.perf_counter() - started,
+        retired_dataset=str(retired) if retired else None,
     )
 
 
@@ -449,23 +510,74 @@ def _fit(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
 
 
 def _prepare_output(out_root: Path, film_id: str) -> None:
-    """Create the output folders (or fail with one clear line) and sweep temp files left
-    by a killed run."""
-    image_dir = out_root / layout.IMAGES_DIR / film_id
-    thumb_dir = out_root / layout.THUMBS_DIR / film_id
+    """Create the output folders, or fail with one clear line."""
+    films_dir = out_root / layout.FILMS_DIR
+    probe = films_dir / f".write-test.0{manifests.temp_suffix()}"
     try:
-        image_dir.mkdir(parents=True, exist_ok=True)
-        (out_root / layout.FILMS_DIR).mkdir(parents=True, exist_ok=True)
-        probe = out_root / layout.FILMS_DIR / f".write-test-{os.getpid()}"
+        films_dir.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"")
-        probe.unlink()
     except OSError as exc:
         raise OutputError(
             f"cannot write to {out_root}: {exc.strerror or exc}; choose another --out"
         ) from exc
-    for folder in (image_dir, thumb_dir):
-        for stale in folder.rglob(".*.tmp"):
-            stale.unlink(missing_ok=True)
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink(missing_ok=True)
+
+
+def _film_dirs(out_root: Path, film_id: str) -> tuple[Path, Path]:
+    return out_root / layout.IMAGES_DIR / film_id, out_root / layout.THUMBS_DIR / film_id
+
+
+def sweep_film_temps(out_root: Path, film_id: str) -> None:
+    """Remove the temporary files that killed runs left in this film's folders and in the
+    manifest folders (never a live process's: `manifests.temps`). Never raises."""
+    for folder in _film_dirs(out_root, film_id):
+        manifests.sweep_stale_temps(folder, recursive=True)
+    manifests.sweep_stale_temps(out_root / layout.FILMS_DIR)
+    manifests.sweep_stale_temps(out_root / layout.MANIFESTS_DIR)
+
+
+def retire_outputs(out_root: Path, film_id: str) -> Path | None:
+    """Before a redo writes any image: remove the done markers that would point at images
+    of another config. The frame manifest (and its shots table) go; so does the dataset
+    manifest of this root when this film has images there (it may list them). Each
+    removal is atomic, so a kill at any moment leaves a film that is done with its own
+    images, or not done. Returns the dataset manifest if it was removed."""
+    dataset = layout.dataset_manifest(out_root)
+    has_images = any(folder.exists() for folder in _film_dirs(out_root, film_id))
+    retired = None
+    for path in ((dataset,) if has_images else ()) + (
+        layout.film_manifest(out_root, film_id), layout.shot_manifest(out_root, film_id),
+    ):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise OutputError(
+                f"cannot replace {path}: {exc.strerror or exc}; check the permissions of "
+                f"{out_root} or choose another --out"
+            ) from exc
+        retired = path if path == dataset else retired
+    return retired
+
+
+def remove_unlisted_images(out_root: Path, film_id: str, frames: pd.DataFrame) -> None:
+    """Remove this film's images and thumbnails that `frames` does not list (left by a
+    run with another config), and folders left empty. Temporary files are left to the
+    sweep (a concurrent run of the same config may be writing them). Never raises."""
+    listed = set(frames["image_path"].dropna()) | set(frames["thumb_path"].dropna())
+    for folder in _film_dirs(out_root, film_id):
+        with contextlib.suppress(OSError):
+            files = [p for p in folder.rglob("*") if not p.name.startswith(".")]
+            for path in sorted(files, key=lambda p: len(p.parts), reverse=True):
+                with contextlib.suppress(OSError):
+                    if path.is_dir():
+                        path.rmdir()  # only when empty
+                    elif path.relative_to(out_root).as_posix() not in listed:
+                        path.unlink()
+            folder.rmdir()  # only when empty
 
 
 def _write_bytes(path: Path, data: bytes) -> None:

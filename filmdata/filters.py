@@ -20,11 +20,15 @@ import cv2
 import numpy as np
 
 from filmdata.correct import luma  # BT.601, re-exported
-from filmdata.errors import ConfigError
+from filmdata.validate import check_fields, check_range
 
 SCORE_WIDTH = 256  # frames wider than this are scored on an INTER_AREA copy this wide
 COLOR_WIDTH = 64  # colourfulness is measured on an INTER_AREA thumbnail this wide
 _POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+_OPTIONS = {"dark_luma": "--dark-luma", "min_colorfulness": "--min-colorfulness",
+            "dedup_distance": "--dedup"}
 
 
 @dataclass(frozen=True)
@@ -39,14 +43,13 @@ class FilterConfig:
     flash_window_s: float = 0.5  # seconds of the shot on each side that a flash is judged by
 
     def __post_init__(self) -> None:
-        if not 0 <= self.dark_luma <= 255:
-            raise ConfigError(f"dark_luma must be in [0, 255], got {self.dark_luma}")
-        if self.flash_rise <= 0 or self.flash_rise_ratio < 0 or self.flash_window_s <= 0:
-            raise ConfigError("flash_rise and flash_window_s must be > 0, flash_rise_ratio >= 0")
-        if self.min_colorfulness is not None and self.min_colorfulness < 0:
-            raise ConfigError(f"min_colorfulness must be >= 0, got {self.min_colorfulness}")
-        if self.dedup_distance is not None and not 0 <= self.dedup_distance <= 64:
-            raise ConfigError(f"dedup_distance must be in [0, 64], got {self.dedup_distance}")
+        check_fields(self, _OPTIONS)
+        check_range(self, "dark_luma", 0, 255, options=_OPTIONS)
+        check_range(self, "min_colorfulness", 0, 255, options=_OPTIONS)
+        check_range(self, "dedup_distance", 0, 64, options=_OPTIONS)
+        check_range(self, "flash_rise", 0, 255, lo_open=True)
+        check_range(self, "flash_rise_ratio", 0)
+        check_range(self, "flash_window_s", 0, lo_open=True)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import manifests
 from filmdata.errors import FilmOpenError
 from filmdata.filters import FilterConfig, reject_reason, score_frame
 from filmdata.sampling import sharpness
+from filmdata.validate import check_fields, check_range
 from manifests import FRAME_SCHEMA, layout
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
@@ -34,6 +35,12 @@ class ImageSetConfig:
     max_side: int | None = None  # resize so the longer side <= this (pixels); None keeps size
     jpeg_quality: int = 95  # when re-encoding
     filters: FilterConfig = field(default_factory=FilterConfig)
+
+    def __post_init__(self) -> None:
+        options = {"max_side": "--image-max-side", "jpeg_quality": "--quality"}
+        check_fields(self, options)
+        check_range(self, "max_side", 16, options=options, note=" pixels")
+        check_range(self, "jpeg_quality", 1, 100, options=options)
 
 
 def is_image(path: Path) -> bool:
@@ -48,6 +55,13 @@ def image_set_id(folder: Path, files: Sequence[Path], part: int | None = None) -
         digest.update(f"{f.relative_to(folder).as_posix()}:{f.stat().st_size}\n".encode())
     suffix = "" if part is None else f"-p{part:04d}"
     return f"{slug}-{digest.hexdigest()}{suffix}"
+
+
+def image_set_facts(files: Sequence[Path]) -> dict[str, int]:
+    """What the skip check compares besides the set's id (paths and sizes): the newest
+    mtime, so that an image edited in place is indexed again."""
+    return {"files": len(files), "mtime_ns": max((f.stat().st_mtime_ns for f in files),
+                                                 default=0)}
 
 
 def index_images(

@@ -33,6 +33,7 @@ from filmdata.decode import Crop
 from filmdata.errors import ConfigError
 from filmdata.filters import shrink_to_width
 from filmdata.restore import FilmFade, estimate_film_fade, fade_trust, film_levels
+from filmdata.validate import check_fields, check_range
 
 CROP_BARS = ("auto", "none")
 FADE_WIDTH = 256  # survey frames are shrunk to this width for the fade estimate, pixels
@@ -52,6 +53,9 @@ class ProfileConfig:
     bar_max_fraction: float = 0.3  # a bar covers at most this share of the frame's side
 
     def __post_init__(self) -> None:
+        check_fields(self, {"crop_bars": "--crop-bars"})
+        check_range(self, "bar_luma", 0, 255)
+        check_range(self, "bar_flatness", 0, 255)
         if self.survey_frames < 0:
             raise ConfigError(f"survey_frames must be >= 0, got {self.survey_frames}")
         if self.crop_bars not in CROP_BARS:

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from filmdata.errors import ConfigError
+from filmdata.validate import check_fields, check_range
 
 T = TypeVar("T")
 
@@ -35,6 +36,9 @@ class SampleConfig:
     max_candidates: int = 32  # full-resolution frames held per shot at most
 
     def __post_init__(self) -> None:
+        check_fields(self, {"min_frames": "--frames-per-shot", "max_frames": "--frames-per-shot"})
+        check_range(self, "seconds_per_extra_frame", 0, lo_open=True)
+        check_range(self, "margin_s", 0)
         if not 1 <= self.min_frames <= self.max_frames:
             raise ConfigError(
                 f"frames per shot {self.min_frames}-{self.max_frames}: need 1 <= min <= max"

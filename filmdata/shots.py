@@ -93,6 +93,9 @@ from scenedetect.detectors import (
     ThresholdDetector,
 )
 
+from filmdata.errors import ConfigError
+from filmdata.validate import check_choice, check_fields, check_range
+
 DETECTORS: tuple[str, ...] = ("film", "content", "adaptive", "threshold", "histogram", "hash")
 
 # Frame signature.
@@ -128,8 +131,18 @@ _MAX_FLAT_S = 0.5  # a longer flat run ends the fade-out; the fade-in starts aft
 _TOUCH = 2  # frames: evidence this close is one transition
 
 
-class ShotDetectionError(ValueError):
-    """A bad shot-detection setting."""
+# The range of `threshold` per detector: scores on 0-255 levels, except the histogram
+# and hash detectors' normalised distances (0-1).
+THRESHOLD_RANGES: dict[str, tuple[float, float]] = {
+    "film": (0.0, 255.0), "content": (0.0, 255.0), "adaptive": (0.0, 255.0),
+    "threshold": (0.0, 255.0), "histogram": (0.0, 1.0), "hash": (0.0, 1.0),
+}
+MAX_MIN_SHOT_S = 30.0  # min_shot_s bounds the detector's lag, and so its memory
+_OPTIONS = {"detector": "--detector", "threshold": "--threshold", "min_shot_s": "--min-shot"}
+
+
+class ShotDetectionError(ConfigError):
+    """A bad shot-detection setting (a `ConfigError`: one line from the CLI)."""
 
 
 @dataclass(frozen=True)
@@ -141,14 +154,13 @@ class ShotConfig:
     analysis_width: int = 256  # width of the frames given to push(), pixels
 
     def __post_init__(self) -> None:
-        if self.detector not in DETECTORS:
-            raise ShotDetectionError(
-                f"unknown shot detector {self.detector!r}; choose one of {', '.join(DETECTORS)}"
-            )
-        if self.min_shot_s < 0:
-            raise ShotDetectionError(f"min_shot_s must be >= 0 seconds, got {self.min_shot_s}")
-        if self.analysis_width < 16:
-            raise ShotDetectionError(f"analysis_width must be >= 16, got {self.analysis_width}")
+        check_fields(self, _OPTIONS)
+        check_choice(self, "detector", DETECTORS, _OPTIONS)
+        lo, hi = THRESHOLD_RANGES[self.detector]
+        check_range(self, "threshold", lo, hi, lo_open=True, options=_OPTIONS,
+                    note=f" for the {self.detector} detector")
+        check_range(self, "min_shot_s", 0.0, MAX_MIN_SHOT_S, options=_OPTIONS, note=" seconds")
+        check_range(self, "analysis_width", 16, options=_OPTIONS)
 
 
 @dataclass(frozen=True)

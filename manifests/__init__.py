@@ -12,6 +12,7 @@ from manifests.io import (
     write_table,
 )
 from manifests.schema import FRAME_SCHEMA, SCHEMA_VERSION, SHOT_SCHEMA
+from manifests.temps import is_stale_temp, sweep_stale_temps, temp_suffix
 
 __all__ = [
     "FRAME_SCHEMA",
@@ -21,11 +22,14 @@ __all__ = [
     "ManifestNotFoundError",
     "SchemaError",
     "atomic_path",
+    "is_stale_temp",
     "layout",
     "load_frames",
     "made_with",
     "read_frames",
     "read_metadata",
+    "sweep_stale_temps",
+    "temp_suffix",
     "validate_frames",
     "write_table",
 ]

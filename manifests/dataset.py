@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,16 +38,47 @@ class SplitConfig:
     def __post_init__(self) -> None:
         if self.split_by not in SPLIT_BY:
             raise ManifestError(f"--split-by {self.split_by!r}: choose one of {SPLIT_BY}")
-        fractions = (self.val_fraction, self.test_fraction)
-        if min(fractions) < 0 or sum(fractions) >= 1:
+        for name, value in (("val_fraction", self.val_fraction),
+                            ("test_fraction", self.test_fraction)):
+            if not _is_number(value) or not 0 <= value < 1:
+                raise ManifestError(f"{name} (--{name.replace('_', '-')}) {value!r}: "
+                                    "give a number in [0, 1)")
+        if self.val_fraction + self.test_fraction >= 1:
             raise ManifestError(
                 f"val {self.val_fraction} + test {self.test_fraction}: each >= 0, sum < 1"
             )
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise ManifestError(f"seed (--split-seed) {self.seed!r}: give a whole number")
+
+    def expected_splits(self) -> tuple[str, ...]:
+        """The splits that should get units: train, and val / test if their share > 0."""
+        shares = {"train": 1.0, "val": self.val_fraction, "test": self.test_fraction}
+        return tuple(s for s in SPLITS if shares[s] > 0)
 
 
 @dataclass(frozen=True)
 class DedupConfig:
     max_distance: int | None = None  # pHash Hamming distance; None = off
+
+    def __post_init__(self) -> None:
+        d = self.max_distance
+        if d is not None and (isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= 64):
+            raise ManifestError(f"max_distance (--dedup) {d!r}: give a whole number in [0, 64]")
+
+
+def _is_number(value: object) -> bool:
+    """A finite real number (not a bool, nan or inf)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def empty_splits(frames: pd.DataFrame, cfg: SplitConfig) -> list[str]:
+    """The expected splits (`SplitConfig.expected_splits`) without a kept frame: with few
+    films (or shots), whole units fall on one side, and training refuses an empty train
+    or val split."""
+    kept = frames.loc[frames["status"] == STATUS_KEPT, "split"]
+    present = set(kept.dropna().astype(str))
+    return [s for s in cfg.expected_splits() if s not in present]
 
 
 def split_units(frames: pd.DataFrame, split_by: str) -> pd.Series:

@@ -33,6 +33,7 @@ from manifests.schema import (
     REQUIRED_FRAME_COLUMNS,
     SCHEMA_VERSION,
 )
+from manifests.temps import temp_suffix
 
 TOOL_VERSION = "0.1.0"
 
@@ -51,18 +52,25 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(
+    target: str | os.PathLike[str], *, suffix: str | None = None
+) -> Iterator[Path]:
     """Yield a temporary path beside `target`; move it onto `target` only on success.
 
-    The temporary name is `.NAME.<random>.tmp` in the target's folder (the same
-    filesystem, so `os.replace` is atomic). The final file gets the mode any new file
+    The temporary name is `.NAME.<random><suffix>` in the target's folder (the same
+    filesystem, so `os.replace` is atomic). The default suffix names the owner,
+    `.<host>-<pid>.tmp` (`manifests.temps`): a file left by a killed process is swept by
+    the next run, a live one's never. Give a `suffix` (`temps.temp_suffix(ext)`) that ends
+    with the target's extension for writers that pick the format by it (PyAV's muxers,
+    OpenCV's imwrite). The final file gets the mode any new file
     gets under the umask (mkstemp's own 0600 would hide manifests and images from other
     users, web servers and workers under another uid). A failed cleanup (a read-only or
     vanished folder) never raises over the error that caused it.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    suffix = temp_suffix() if suffix is None else suffix
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
     tmp = Path(tmp_name)
     try:
         os.fchmod(fd, 0o666 & ~_umask())
@@ -117,25 +125,39 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         raw = pq.read_schema(path).metadata or {}
     except (OSError, pa.ArrowException) as exc:
         raise ManifestError(f"{path}: not a readable Parquet file ({exc}); rebuild it") from exc
-    meta: dict[str, Any] = {
-        "schema_version": int(raw.get(META_SCHEMA_VERSION, b"0")),
-        "tool_version": raw.get(META_TOOL_VERSION, b"").decode(),
-        "kind": raw.get(META_KIND, b"").decode(),
-    }
-    for key, name in ((META_CONFIG, "config"), (META_INFO, "info")):
-        meta[name] = json.loads(raw[key]) if key in raw else {}
+    try:
+        meta: dict[str, Any] = {
+            "schema_version": int(raw.get(META_SCHEMA_VERSION, b"0")),
+            "tool_version": raw.get(META_TOOL_VERSION, b"").decode(),
+            "kind": raw.get(META_KIND, b"").decode(),
+        }
+        for key, name in ((META_CONFIG, "config"), (META_INFO, "info")):
+            meta[name] = json.loads(raw[key]) if key in raw else {}
+    except ValueError as exc:  # also UnicodeDecodeError and JSONDecodeError
+        raise ManifestError(f"{path}: damaged metadata ({exc}); rebuild it") from exc
     return meta
 
 
-def made_with(path: str | os.PathLike[str], fingerprint: str) -> bool:
-    """Whether `path` is a readable manifest made with the config of this fingerprint (a
-    rerun can skip its work); an unreadable one counts as not made, so it is redone."""
+def made_with(
+    path: str | os.PathLike[str], fingerprint: str, source: Mapping[str, Any] | None = None
+) -> bool:
+    """Whether `path` is a readable manifest of this schema version, made with the config
+    of this fingerprint and, if `source` is given, from a source with these facts (size,
+    mtime_ns: a file changed since is redone): then a rerun can skip its work. An
+    unreadable manifest or one of another schema version counts as not made, so a plain
+    rerun redoes it."""
     if not Path(path).is_file():
         return False
     try:
-        return read_metadata(path)["info"].get("config_fingerprint") == fingerprint
+        meta = read_metadata(path)
     except ManifestError:
         return False
+    info = meta["info"]
+    return (
+        meta["schema_version"] == SCHEMA_VERSION
+        and info.get("config_fingerprint") == fingerprint
+        and (source is None or info.get("source") == dict(source))
+    )
 
 
 def read_frames(path: str | os.PathLike[str]) -> pd.DataFrame:

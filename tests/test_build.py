@@ -21,8 +21,9 @@ from click.testing import CliRunner
 import manifests
 from cli import main
 from filmdata.build import BuildConfig, build_dataset, one_decode_thread
-from filmdata.config import ExtractConfig
+from filmdata.config import ExtractConfig, OutputConfig
 from filmdata.decode import DecodeConfig
+from filmdata.images import ImageSetConfig
 from filmdata.synthetic import make_film, standard_plan
 from manifests import layout
 from manifests.dataset import SplitConfig
@@ -227,6 +228,7 @@ def test_near_duplicates_across_films(tmp_path) -> None:
         assert len(later) >= 6 and (later["reject_reason"] == "duplicate").mean() >= 0.8
 
 
+@pytest.mark.slow
 def test_killed_build_reruns_to_the_same_dataset(inputs: Path, tmp_path: Path) -> None:
     films = tmp_path / "films"
     films.mkdir()
@@ -259,6 +261,7 @@ def test_killed_build_reruns_to_the_same_dataset(inputs: Path, tmp_path: Path) -
     pd.testing.assert_frame_equal(dataset(tmp_path / "out"), dataset(tmp_path / "clean"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None,
                     reason="Ray is not installed (pip install '.[ray]')")
 def test_ray_and_local_give_identical_manifests(inputs: Path, tmp_path: Path) -> None:
@@ -310,3 +313,86 @@ def _state(pid: int) -> str:
         return (Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0]).lower()
     except (OSError, IndexError):
         return "gone"
+
+
+def test_manifest_of_another_schema_version_is_redone_by_a_plain_rerun(inputs, tmp_path) -> None:
+    out = tmp_path / "out"
+    films = [inputs / "films" / "film0.mp4"]
+    build_dataset(films, out, workers=1, progress=False)
+    manifest = layout.film_manifests(out)[0]
+    table = pq.read_table(manifest)
+    meta = dict(table.schema.metadata) | {b"filmcolor.schema_version": b"99"}
+    pq.write_table(table.replace_schema_metadata(meta), manifest)
+    code, _, stderr = cli("build-dataset", *films, "--out", out, "-q", "--workers", "1")
+    assert code == 0, stderr
+    assert manifests.read_metadata(manifest)["schema_version"] == manifests.SCHEMA_VERSION
+    assert len(dataset(out)) == len(table)
+
+
+def test_a_split_left_empty_is_one_warning(inputs, tmp_path) -> None:
+    """Two films split by film with val and test at 45 %: a seed that puts one in val and
+    the other in test leaves train empty; build-dataset says so and still succeeds."""
+    from filmdata.extract import film_id_for
+    from manifests.dataset import unit_draw
+
+    films = [inputs / "films" / "film0.mp4", inputs / "films" / "film1.mp4"]
+    ids = [film_id_for(f) for f in films]
+    seed = next(s for s in range(10_000)
+                if sorted(unit_draw(i, s) >= 0.55 for i in ids) == [False, True]
+                and all(unit_draw(i, s) >= 0.1 for i in ids))
+    code, _, stderr = cli("build-dataset", *films, "--out", tmp_path / "out", "-q",
+                          "--workers", "1", "--val-fraction", "0.45", "--test-fraction",
+                          "0.45", "--split-seed", seed)
+    assert code == 0, stderr
+    warnings = [line for line in stderr.splitlines() if "split" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: the train split is empty")
+    assert "--split-by shot" in warnings[0]
+    assert set(dataset(tmp_path / "out")["split"]) == {"val", "test"}
+
+
+def test_a_redo_that_fails_midway_leaves_no_dataset_listing_mixed_images(
+    inputs, tmp_path, monkeypatch
+) -> None:
+    """A rebuild with another config that stops after its first image (a kill, a full
+    disk) must not leave the old film manifest or the old dataset manifest, both of which
+    list images that the redo has begun to replace."""
+    import filmdata.extract
+
+    out = tmp_path / "out"
+    films = [inputs / "films" / "film0.mp4"]
+    build_dataset(films, out, workers=1, progress=False)
+    assert layout.dataset_manifest(out).exists() and layout.film_manifests(out)
+    original, calls = filmdata.extract._write_bytes, []
+
+    def write_then_fail(path, data):  # type: ignore[no-untyped-def]
+        calls.append(path)
+        if len(calls) > 1:
+            raise OSError(28, "No space left on device", str(path))
+        original(path, data)
+
+    monkeypatch.setattr(filmdata.extract, "_write_bytes", write_then_fail)
+    cfg = BuildConfig(extract=ExtractConfig(output=OutputConfig(max_side=64)))
+    report = build_dataset(films, out, cfg, workers=1, progress=False)
+    assert [r.status for r in report.results] == ["failed"]
+    assert "No space left" in report.results[0].error
+    assert not layout.dataset_manifest(out).exists()
+    assert not layout.film_manifests(out)
+    monkeypatch.undo()
+    report = build_dataset(films, out, workers=1, progress=False)  # the old config again
+    assert [r.status for r in report.results] == ["done"]
+    frames = dataset(out)
+    for row in frames.dropna(subset=["image_path"]).itertuples():
+        assert cv2.imread(str(out / row.image_path)).shape[:2] == (row.height, row.width)
+    assert (frames.dropna(subset=["image_path"])["width"] == 160).all()
+
+
+def test_image_set_redo_removes_images_of_the_old_config(inputs, tmp_path) -> None:
+    out = tmp_path / "out"
+    build_dataset([inputs / "photos"], out, workers=1, progress=False)
+    cfg = BuildConfig(images=ImageSetConfig(max_side=64))
+    report = build_dataset([inputs / "photos"], out, cfg, workers=1, progress=False)
+    assert [r.status for r in report.results] == ["done"]
+    listed = set(dataset(out)["image_path"].dropna())
+    on_disk = {p.relative_to(out).as_posix() for p in (out / layout.IMAGES_DIR).rglob("*")
+               if p.is_file()}
+    assert on_disk == listed and all(p.endswith(".jpg") for p in listed)

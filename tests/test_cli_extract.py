@@ -140,6 +140,7 @@ def test_corrupted_middle_is_counted_and_warned(tmp_path) -> None:
     assert info["info"]["frames_decoded"] <= truth.n_frames
 
 
+@pytest.mark.slow
 def test_killed_run_leaves_no_manifest_and_rerun_completes(tmp_path) -> None:
     film = tmp_path / "long.mp4"
     make_film(film, standard_plan(seed=4, n_shots=40, seconds_per_shot=2.0), size=(320, 240),
@@ -210,3 +211,107 @@ def test_extract_frames_does_not_import_torch(tmp_path, small_film) -> None:
     )
     subprocess.run([sys.executable, "-c", probe], cwd=REPO, check=True, capture_output=True)
     assert shutil.which(sys.executable)
+
+
+def _cli_command(film: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(REPO / "cli.py"), "extract-frames", str(film), "--out",
+            str(out), "-q", *extra]
+
+
+def _wait_for(condition, proc: subprocess.Popen, what: str, timeout_s: float = 300.0) -> None:
+    """Poll `condition` until it holds or `proc` ends; fail after a generous deadline."""
+    deadline = time.monotonic() + timeout_s
+    while proc.poll() is None and not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_killed_redo_leaves_the_film_not_done_and_the_rerun_redoes_it(tmp_path) -> None:
+    """A finished film, then a redo with another config (--max-side 64) killed with
+    SIGKILL after it has replaced some images: the old manifest must not survive as
+    "done" over mixed images; a rerun with the old config redoes the film, and every
+    image it lists is of that config."""
+    film = tmp_path / "long.mp4"
+    make_film(film, standard_plan(seed=4, n_shots=40, seconds_per_shot=2.0), size=(320, 240),
+              seed=4)
+    out = tmp_path / "out"
+    film_id = film_id_for(film)
+    manifest = layout.film_manifest(out, film_id)
+    code, _, stderr = run_cli("extract-frames", film, "--out", out, "-q")
+    assert code == 0, stderr
+    started_ns = time.time_ns()
+    images = out / layout.IMAGES_DIR / film_id
+
+    def replaced() -> int:
+        return sum(1 for p in images.rglob("*.jpg") if p.stat().st_mtime_ns > started_ns)
+
+    proc = subprocess.Popen(_cli_command(film, out, "--max-side", "64"), cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for(lambda: replaced() >= 3, proc, "the redo to replace images")
+    assert proc.poll() is None, "the redo finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert replaced() >= 3
+    assert not manifest.exists(), "the old manifest says done over images of another config"
+
+    rerun = subprocess.run(_cli_command(film, out), cwd=REPO, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "already done" not in rerun.stdout
+    frames = pd.read_parquet(manifest)
+    written = frames.dropna(subset=["image_path"])
+    for row in written.itertuples():
+        with av.open(str(out / row.image_path)) as image:
+            frame = next(image.decode(video=0))
+        assert (frame.width, frame.height) == (row.width, row.height) == (320, 240)
+    listed = set(written["image_path"]) | set(frames["thumb_path"].dropna())
+    on_disk = {p.relative_to(out).as_posix() for p in (out / layout.IMAGES_DIR).rglob("*.jpg")}
+    on_disk |= {p.relative_to(out).as_posix() for p in (out / layout.THUMBS_DIR).rglob("*.jpg")}
+    assert on_disk == listed
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_six_concurrent_runs_of_one_film_agree(tmp_path, small_film) -> None:
+    """Six extract-frames of the same film into the same folder at once all succeed
+    (none sweeps another's temporary files) and leave the same result as one run."""
+    out = tmp_path / "out"
+    procs = [subprocess.Popen(_cli_command(small_film, out), cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, stderr
+    code, _, _ = run_cli("extract-frames", small_film, "--out", tmp_path / "clean", "-q")
+    assert code == 0
+    film_id = film_id_for(small_film)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(layout.film_manifest(out, film_id)).drop(columns="source_path"),
+        pd.read_parquet(layout.film_manifest(tmp_path / "clean", film_id))
+        .drop(columns="source_path"),
+    )
+    assert not list(out.rglob(".*"))
+
+
+def test_temp_files_of_killed_runs_are_swept_and_live_ones_kept(tmp_path, small_film) -> None:
+    out = tmp_path / "out"
+    film_id = film_id_for(small_film)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        tail_dead, tail_live = (manifests.temp_suffix().replace(str(os.getpid()), str(pid))
+                                for pid in (gone.pid, sleeper.pid))
+        shot = out / layout.IMAGES_DIR / film_id / "s00000"
+        shot.mkdir(parents=True)
+        (out / layout.FILMS_DIR).mkdir(parents=True)
+        stale = [shot / f".{film_id}_f0000001.jpg.abc{tail_dead}",
+                 out / layout.FILMS_DIR / f".{film_id}.parquet.abc{tail_dead}",
+                 out / layout.MANIFESTS_DIR / f".dataset.parquet.abc{tail_dead}",
+                 out / layout.FILMS_DIR / f".write-test.0{tail_dead}"]
+        live = shot / f".{film_id}_f0000002.jpg.abc{tail_live}"
+        for path in (*stale, live):
+            path.write_bytes(b"partial")
+        code, _, stderr = run_cli("extract-frames", small_film, "--out", out, "-q")
+        assert code == 0, stderr
+        assert not [p for p in stale if p.exists()] and live.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()

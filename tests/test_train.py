@@ -27,6 +27,7 @@ def _cfg(dataset: Path, out: Path, **kw) -> TrainConfig:
     return TrainConfig(data=str(dataset), out=str(out), **{**TINY, **kw})
 
 
+@pytest.mark.slow
 def test_resume_is_exact(dataset, tmp_path):
     """N steps, stop, resume for M more: the losses of N + M steps in one go, bit for bit."""
     whole = train(_cfg(dataset, tmp_path / "whole", steps=6), quiet=True)
@@ -98,6 +99,7 @@ def test_resume_refuses_other_data(dataset, tmp_path):
         train(_cfg(other, out, steps=4, val_every=0), resume=True, quiet=True)
 
 
+@pytest.mark.slow
 def test_cli_train_resume_and_init(dataset, tmp_path):
     runner = CliRunner()
     run = tmp_path / "base"
@@ -148,3 +150,167 @@ def test_cli_errors_are_one_line(dataset, tmp_path):
     res = runner.invoke(main, ["train", "--data", str(broken), "--out", str(tmp_path / "y"), "-q"])
     broken.unlink()
     assert res.exit_code == 2 and "3 of 6 image files" in res.output and "gone_a.jpg" in res.output
+
+
+# --- faults: outputs, stale temporary files, damaged logs, configs -----------------------
+
+
+@pytest.fixture
+def umask_022():
+    import os
+
+    from manifests import io as manifests_io
+
+    before = os.umask(0o022)
+    manifests_io._umask.cache_clear()
+    yield
+    os.umask(before)
+    manifests_io._umask.cache_clear()
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_outputs_are_readable_by_others_and_killed_runs_temp_files_are_swept(
+    dataset, tmp_path, umask_022
+):
+    """Checkpoint, metrics, config.json and the val grid get 0644 under umask 022 (not
+    mkstemp's 0600); a resume sweeps what a kill -9 left (of dead processes only)."""
+    import os
+
+    out = tmp_path / "run"
+    train(_cfg(dataset, out, steps=2, val_every=2), quiet=True)
+    for path in (out / "last.pt", out / "metrics.jsonl", out / "config.json",
+                 out / "val" / "step_0000002.png"):
+        assert path.stat().st_mode & 0o777 == 0o644, path
+    gone = _dead_pid()
+    orphans = [out / f".last.pt.tmp-{gone}",  # what the earlier version's kill -9 left
+               out / f".last.pt.k2j4h5l6.{_host()}-{gone}.tmp",  # this version's names
+               out / "val" / f".step_0000004.png.a1b2c3d4.{_host()}-{gone}.tmp"]
+    live = out / f".last.pt.tmp-{os.getpid()}"
+    for path in [*orphans, live]:
+        path.write_bytes(b"\0" * 1024)
+    train(_cfg(dataset, out, steps=4, val_every=2), resume=True, quiet=True)
+    assert not any(p.exists() for p in orphans)
+    assert live.exists()
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".") and p != live]
+
+
+def _host() -> str:
+    from colorizer.outputs import temp_suffix
+
+    return temp_suffix("").lstrip(".").rsplit("-", 1)[0]
+
+
+def test_resume_drops_a_half_written_metrics_line(dataset, tmp_path, capsys):
+    out = tmp_path / "run"
+    train(_cfg(dataset, out, steps=2, val_every=0), quiet=True)
+    with (out / "metrics.jsonl").open("ab") as f:
+        f.write(b'{"kind": "train", "step": 3, "loss": 5.1\xe2')  # cut mid-append
+    train(_cfg(dataset, out, steps=4, val_every=0), resume=True, quiet=True)
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    assert "warning:" in capsys.readouterr().err
+
+
+def test_records_up_to_keeps_whole_lines_of_earlier_steps():
+    from colorizer.train import _records_up_to
+
+    data = (b'{"kind": "train", "step": 1}\n{"kind": "val", "step": 2}\nnot json\n'
+            b'[1, 2]\n{"kind": "train", "step": 3}\n{"kind": "train", "st')
+    keep, dropped = _records_up_to(data, 2)
+    assert [json.loads(x)["step"] for x in keep] == [1, 2] and dropped == 3
+
+
+def test_disk_full_at_the_checkpoint_is_one_oserror_naming_it(dataset, tmp_path, monkeypatch):
+    """torch.save on a full disk: an OSError (ENOSPC) naming last.pt, no temp file left,
+    the previous checkpoint kept."""
+    import errno
+
+    out = tmp_path / "run"
+    train(_cfg(dataset, out, steps=2, val_every=0), quiet=True)
+
+    class Full:
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def flush(self):
+            pass
+
+    real = torch.save
+    monkeypatch.setattr(torch, "save", lambda obj, f, *a, **k: real(obj, Full(), *a, **k))
+    with pytest.raises(OSError) as info:
+        train(_cfg(dataset, out, steps=4, val_every=0), resume=True, quiet=True)
+    monkeypatch.undo()
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(out / "last.pt")
+    assert read_checkpoint(out / "last.pt")["step"] == 2
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_too_little_space_for_a_checkpoint_fails_before_training(dataset, tmp_path, monkeypatch):
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9, 1024))
+    with pytest.raises(OSError, match=r"last\.pt needs about") as info:
+        train(_cfg(dataset, tmp_path / "run", steps=2, val_every=0), quiet=True)
+    assert info.value.errno == errno.ENOSPC
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+@pytest.mark.parametrize(("key", "value", "words"), [
+    ("rebalance", '"no"', "true or false"),
+    ("amp", "1", "true or false"),
+    ("size", "32.0", "whole number"),
+    ("steps", "2.5", "whole number"),
+    ("steps", '"ten"', "'ten'"),
+    ("seed", '"abc"', "whole number"),
+    ("lr", "nan", "finite"),
+    ("temperature", "inf", "finite"),
+    ("betas", "[0.9]", "list of 2"),
+    ("lr_drop_at", '["a"]', "number"),
+    ("data", "5", "text"),
+])  # fmt: skip
+def test_toml_values_are_checked_by_type_and_named_with_the_file(tmp_path, key, value, words):
+    from colorizer.train import settle_config
+
+    path = tmp_path / "run.toml"
+    path.write_text(f"[train]\n{key} = {value}\n")
+    with pytest.raises(ConfigError) as info:
+        settle_config(None, path, {"data": "d", "out": "o"} if key != "data" else {"out": "o"})
+    message = str(info.value)
+    assert message.startswith(f"{path}: {key} must be") and words in message, message
+
+
+def test_toml_ints_widen_to_float_and_lists_to_tuples(tmp_path):
+    from colorizer.train import settle_config
+
+    path = tmp_path / "run.toml"
+    path.write_text("lr = 1\nlr_drop_at = [0.5]\nlr_drop_to = [0.1]\n")
+    cfg = settle_config(None, path, {})
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float) and cfg.lr_drop_at == (0.5,)
+
+
+def test_command_line_value_wins_over_a_bad_file_value(tmp_path):
+    from colorizer.train import settle_config
+
+    path = tmp_path / "run.toml"
+    path.write_text("steps = 2.5\n")
+    assert settle_config(None, path, {"steps": 10}).steps == 10
+
+
+def test_non_utf8_toml_is_one_config_error(tmp_path):
+    from colorizer.train import read_config_file
+
+    path = tmp_path / "run.toml"
+    path.write_bytes(b"# r\xe9glages\nsteps = 10\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        read_config_file(path)

@@ -7,12 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from colorizer.checkpoint import read_checkpoint
 from tests.train_helpers import make_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes(tmp_path):
     data = make_dataset(tmp_path / "data", short_side=40)
     run = tmp_path / "run"

@@ -4,6 +4,7 @@ well below its start, and the AuC of the ab error on those photos rises above th
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from colorizer.checkpoint import load_model
@@ -15,6 +16,7 @@ from tests.train_helpers import make_dataset
 STEPS = 150
 
 
+@pytest.mark.slow
 def test_training_learns_colours_of_real_photos(tmp_path):
     names = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry")
     data = make_dataset(tmp_path / "data", names=names, short_side=36, val=())
