@@ -445,7 +445,12 @@ def sample_film(
 
 @main.command("finetune-vgg")
 @click.option("--data", type=click.Path(path_type=Path), required=True,
-              help="Dataset folder or frames manifest; its kept frames are used.")
+              help="distil: a dataset folder or frames manifest (its kept frames); classify: "
+                   "an image folder with one subfolder per class (ImageNet's layout).")
+@click.option("--method", type=click.Choice(["distil", "classify"]), default="distil",
+              show_default=True,
+              help="distil: the grey VGG learns the colour VGG's features (no labels); "
+                   "classify: it learns to classify grey images (Larsson et al., the paper).")
 @click.option("--vgg-weights", type=click.Path(path_type=Path), required=True,
               help="torchvision's ImageNet VGG-16 file (vgg16-397923af.pth): teacher and start.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
@@ -457,25 +462,34 @@ def sample_film(
 @click.option("--size", type=click.IntRange(8), default=224, show_default=True,
               help="Side of the square training crops, pixels (multiple of 4).")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-4, show_default=True,
-              help="Adam learning rate.")
+              help="Learning rate (distil: Adam; classify: SGD with momentum 0.9, a new "
+                   "class head 10x).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Image order and crops.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
 @one_line_errors
 def finetune_vgg(data: Path, vgg_weights: Path, out: Path, quiet: bool, **opts: Any) -> None:
-    """Fine-tune VGG-16 on the grey frames of a dataset (the paper's step before fusing VGG).
+    """Fine-tune VGG-16 on grey images (the paper's step before fusing VGG into chen).
 
-    A grey-input copy of VGG-16 (conv1_1 .. conv3_3) learns to reproduce the ImageNet
-    VGG-16's conv1_2, conv2_2 and conv3_3 features of the colour frames. Checkpoints every
-    200 steps into --out; --resume continues from there.
+    distil (default, no labels): a grey-input copy of VGG-16 (conv1_1 .. conv3_3) learns to
+    reproduce the ImageNet VGG-16's conv1_2, conv2_2 and conv3_3 features of the colour
+    frames of a dataset. classify: VGG-16 learns to classify the grey images of a
+    class-per-subfolder tree, as Larsson et al. did and the paper follows. Checkpoints
+    every 200 steps into --out; --resume continues from there.
     """
     from colorizer.vgg_finetune import VggFinetuneConfig, finetune_vgg, kept_image_paths
-    from manifests import load_frames
 
     cfg = VggFinetuneConfig(vgg_weights=vgg_weights, out=out, quiet=quiet, **opts)
-    frames, root = load_frames(data)
-    result = finetune_vgg(cfg, kept_image_paths(frames, root))
+    if cfg.method == "classify":
+        from colorizer.vgg_classify import finetune_classify, read_class_folder
+
+        result = finetune_classify(cfg, read_class_folder(data))
+    else:
+        from manifests import load_frames
+
+        frames, root = load_frames(data)
+        result = finetune_vgg(cfg, kept_image_paths(frames, root))
     if not quiet:
         last = f", last loss {result.losses[-1]:.4f}" if result.losses else ""
         click.echo(f"{result.out}: step {result.step} of {cfg.steps}{last}")
@@ -503,8 +517,10 @@ def finetune_vgg(data: Path, vgg_weights: Path, out: Path, quiet: bool, **opts: 
 @click.option("--size", type=click.IntRange(16), default=None,
               help="Side of the random square crops, a multiple of 8 [default: 176].")
 @click.option("--resize", type=click.IntRange(0), default=None,
-              help="Scale each image's shorter side to this before cropping; 0 keeps the "
-                   "native size (smaller images are always scaled up to the crop) [default: 0].")
+              help="Scale each image's shorter side to this before cropping: the working size "
+                   "colorize and evaluate then use; 0 keeps the native size [default: 256].")
+@click.option("--first-layer-channels", type=click.IntRange(1), default=None,
+              help="chen: channels of each of the 3x3 and 5x5 first-layer convs [default: 32].")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=None,
               help="Adam learning rate [default: 3e-5; betas 0.9, 0.99, weight decay 1e-3].")
 @click.option("--workers", type=click.IntRange(0), default=None,
@@ -587,7 +603,8 @@ def train_command(config_file: Path | None, resume: Path | None, freeze_vgg: boo
 
 @main.command("evaluate")
 @click.option("--checkpoint", type=click.Path(path_type=Path), required=True,
-              help="Checkpoint to evaluate (RUN/last.pt of a training run).")
+              help="Checkpoint to evaluate (RUN/last.pt of a training run, or Zhang et al.'s "
+                   "released weights).")
 @click.option("--data", type=click.Path(path_type=Path), required=True,
               help="Dataset folder or frames manifest.")
 @click.option("--split", default="test", show_default=True,
@@ -595,9 +612,12 @@ def train_command(config_file: Path | None, resume: Path | None, freeze_vgg: boo
               help="Kept frames of this split (all: every kept frame).")
 @click.option("--temperature", "temperatures", multiple=True,
               help="Annealed-mean temperature; repeat it (or give 0.2,0.38,0.5) to compare "
-                   "several [default: 0.5].")
+                   "several [default: the checkpoint's own: 0.5 trained, 1.0 Zhang's release].")
 @click.option("--size", type=click.IntRange(16), default=176, show_default=True,
               help="Side of the square centre crops (multiple of 8).")
+@click.option("--resize", type=click.IntRange(0), default=None,
+              help="Scale the shorter side to this before the crop [default: the checkpoint's "
+                   "working size, the scale it was trained at]; 0: to --size.")
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None,
               help="Evaluate at most this many images, evenly spread over the split.")
@@ -638,21 +658,23 @@ def _temperatures(values: tuple[Any, ...]) -> tuple[float, ...]:
                 out.append(float(part))
             except ValueError:
                 raise ConfigError(f"--temperature {value!r}: give numbers, e.g. 0.38") from None
-    return tuple(out) or (0.5,)
+    return tuple(out)
 
 
 @main.command("colorize")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--checkpoint", type=click.Path(path_type=Path), required=True,
-              help="Trained checkpoint (RUN/last.pt).")
+              help="Trained checkpoint (RUN/last.pt), or Zhang et al.'s released weights.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("colorized"),
               show_default=True, help="Output folder: <stem>_color.png / <stem>_color.mp4.")
-@click.option("--temperature", type=click.FloatRange(0), default=0.5, show_default=True,
+@click.option("--temperature", type=click.FloatRange(0), default=None,
               help="Annealed mean: lower is more saturated (0: the most likely colour), "
-                   "1 the mean (greyer).")
-@click.option("--work-size", type=click.IntRange(16), default=256, show_default=True,
+                   "1 the mean (greyer) [default: the checkpoint's own: 0.5 trained, 1.0 "
+                   "Zhang's release].")
+@click.option("--work-size", type=click.IntRange(16), default=None,
               help="Shorter side the network sees, pixels (never upscaled); colours are "
-                   "upsampled to the full resolution.")
+                   "upsampled to the full resolution [default: the scale the checkpoint was "
+                   "trained at, 256].")
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True,
               help="Frames per network batch.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
@@ -709,6 +731,74 @@ def colorize_command(inputs: tuple[Path, ...], quiet: bool, **opts: Any) -> None
     if failed:
         click.echo(f"{failed} of {done + failed} input(s) failed", err=True)
         sys.exit(1)
+
+
+@main.command("import-weights",
+              short_help="Make Zhang et al.'s released weights a filmcolor checkpoint.")
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Checkpoint to write (give it to colorize, evaluate, compare, train --init).")
+@one_line_errors
+def import_weights(source: Path, out: Path) -> None:
+    """Turn Zhang et al.'s released ECCV16 weights (SOURCE, e.g.
+    colorization_release_v2-9b330a0b.pth) into a filmcolor checkpoint.
+
+    The file's bins (model_out) are checked against the package's 313 bins, in order and
+    scale; the checkpoint keeps where it came from (path, SHA-256) and the temperature
+    that reproduces Zhang et al.'s own outputs (T = 1). colorize, evaluate and compare also
+    take the released file as it is.
+    """
+    from colorizer.checkpoint import import_released, read_checkpoint
+
+    written = import_released(source, out)
+    payload = read_checkpoint(written)
+    click.echo(f"{source} -> {written} (eccv16, sha256 {payload['provenance']['sha256'][:12]}, "
+               f"T = {payload['decode']['temperature']:g})")
+
+
+@main.command("compare")
+@click.argument("images", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--checkpoint", "checkpoints", multiple=True, required=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="A model to compare (repeat: eccv16 vs chen, before vs after fine-tuning, "
+                   "Zhang's released file).")
+@click.option("--label", "labels", multiple=True,
+              help="A name per --checkpoint, in order [default: the file names].")
+@click.option("--temperature", "temperatures", multiple=True, type=float,
+              help="One for all models or one per --checkpoint [default: each one's own].")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Dataset folder or frames manifest (instead of IMAGES).")
+@click.option("--split", default="test", show_default=True,
+              type=click.Choice(["train", "val", "test", "all"]), help="With --data.")
+@click.option("--limit", type=click.IntRange(1), default=24, show_default=True,
+              help="At most this many images, evenly spread.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("compare"),
+              show_default=True, help="Folder for index.html, sheets/, compare.csv.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@one_line_errors
+def compare_command(images: tuple[Path, ...], data: Path | None, checkpoints: tuple[Path, ...],
+                    labels: tuple[str, ...], temperatures: tuple[float, ...], **opts: Any) -> None:
+    """Put models side by side on the same images: per image the grey input, each model's
+    colorization and the ground truth, with PSNR, AuC, colourfulness and CIEDE2000 (the
+    paper's figures 5 to 7).
+
+    Inputs: a dataset (--data, its --split) or IMAGES (files or folders; colour images are
+    their own ground truth, black-and-white ones show grey and each model). Writes
+    OUT/index.html (sortable by the difference between two models), OUT/sheets/*.png and
+    OUT/compare.csv.
+    """
+    from colorizer.compare import CompareConfig, compare
+    from colorizer.errors import ConfigError
+
+    if (data is None) == (not images):
+        raise ConfigError("give either --data DATASET or IMAGES to compare on")
+    inputs = (data,) if data is not None else images
+    result = compare(CompareConfig(checkpoints=checkpoints, inputs=inputs, labels=labels,
+                                   temperatures=temperatures, **opts))
+    if not opts["quiet"]:
+        click.echo(result.means.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    click.echo(f"{result.images} image(s), {len(checkpoints)} model(s) -> {result.page}")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from colorizer.bins import DEFAULT_TEMPERATURE, annealed_mean
-from colorizer.checkpoint import load_model
+from colorizer.checkpoint import DEFAULT_WORK_SIZE, decode_settings, load_model
 from colorizer.errors import ColorizerError, ConfigError, InputError
 from colorizer.fields import check_fields
 from colorizer.lab import _EPS, _F_EPS, _KAPPA, _WHITE_D65, _XYZ_FROM_RGB
@@ -43,7 +43,6 @@ FILM_SUFFIXES = frozenset(
     {".mp4", ".mkv", ".mov", ".avi", ".mpg", ".mpeg", ".m4v", ".webm", ".ts", ".mts", ".m2ts",
      ".wmv", ".flv", ".ogv", ".vob", ".mxf", ".dv", ".3gp"}
 )
-DEFAULT_WORK_SIZE = 256
 _GAMUT_TOL = 1e-4  # sRGB values this far outside [0, 1] count as in gamut (float32 noise)
 _GAMUT_STEPS = 8  # bisection steps of the chroma scale: 1/256 of the predicted chroma
 
@@ -54,8 +53,10 @@ class ColorizeConfig:
 
     checkpoint: Path
     out: Path
-    temperature: float = DEFAULT_TEMPERATURE  # annealed mean: 1 = mean, -> 0 = mode
-    work_size: int = DEFAULT_WORK_SIZE  # shorter side of the network input, pixels
+    temperature: float | None = None  # annealed mean: 1 = mean, -> 0 = mode; None: the
+    #   checkpoint's own (0.5 for trained ones, 1.0 for Zhang et al.'s released weights)
+    work_size: int | None = None  # shorter side of the network input, pixels; None: the
+    #   scale the checkpoint was trained at (256 by default)
     batch_size: int = 8  # frames (or images' tiles) through the network at once
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     arch: str | None = None  # refuse a checkpoint of another architecture
@@ -72,10 +73,10 @@ class ColorizeConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)  # every value of its declared type; numbers finite (no nan)
-        if self.temperature < 0:
+        if self.temperature is not None and self.temperature < 0:
             raise ConfigError(f"--temperature must be >= 0, got {self.temperature}",
                               key="temperature")
-        if self.work_size < 16:
+        if self.work_size is not None and self.work_size < 16:
             raise ConfigError(f"--work-size must be >= 16 pixels, got {self.work_size}")
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
@@ -253,14 +254,21 @@ class Colorizer:
         device: str = "auto",
         *,
         arch: str | None = None,
-        temperature: float = DEFAULT_TEMPERATURE,
-        work_size: int = DEFAULT_WORK_SIZE,
+        temperature: float | None = None,
+        work_size: int | None = None,
     ) -> Colorizer:
+        """The checkpoint's network, decoding at its own temperature and working size
+        (`checkpoint.decode_settings`) unless `temperature` / `work_size` are given."""
         from colorizer.vgg_finetune import resolve_device
 
         dev = resolve_device(device)
-        model, cfg, _ = load_model(path, dev, expect_arch=arch)
-        return cls(model, cfg, dev, temperature=temperature, work_size=work_size)
+        model, cfg, payload = load_model(path, dev, expect_arch=arch)
+        own_temperature, own_size = decode_settings(payload)
+        return cls(
+            model, cfg, dev,
+            temperature=own_temperature if temperature is None else temperature,
+            work_size=own_size if work_size is None else work_size,
+        )
 
     def grey_to_L(self, grey: torch.Tensor) -> torch.Tensor:
         """uint8 grey (B, H, W) -> L (B, 1, H, W): exact, by a 256-entry table."""

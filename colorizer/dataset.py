@@ -116,17 +116,18 @@ def random_crop(
     return np.ascontiguousarray(crop)
 
 
-def centre_crop(img: np.ndarray, size: int) -> np.ndarray:
-    """The central size x size square after scaling the shorter side to ``size``."""
-    img = scale_for_crop(img, size, resize=size)
+def centre_crop(img: np.ndarray, size: int, resize: int = 0) -> np.ndarray:
+    """The central size x size square after scaling the shorter side to ``resize`` (the
+    working size training crops from; 0: to ``size``, the whole short side)."""
+    img = scale_for_crop(img, size, resize=resize or size)
     h, w = img.shape[:2]
     top, left = (h - size) // 2, (w - size) // 2
     return np.ascontiguousarray(img[top : top + size, left : left + size])
 
 
-def centre_crops(paths: Sequence[Path], size: int) -> torch.Tensor:
+def centre_crops(paths: Sequence[Path], size: int, resize: int = 0) -> torch.Tensor:
     """(N, 3, S, S) uint8 centre crops of image files: the fixed validation batch."""
-    crops = [centre_crop(read_rgb(p), size) for p in paths]
+    crops = [centre_crop(read_rgb(p), size, resize) for p in paths]
     if not crops:
         return torch.empty(0, 3, size, size, dtype=torch.uint8)
     return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()

@@ -1,8 +1,10 @@
 """Evaluate a checkpoint on a dataset split, next to two baselines (`python cli.py evaluate`).
 
 The kept frames of one split (default ``test``) are read, each scaled so its shorter side
-is ``size`` and centre-cropped to ``size`` x ``size``; L goes through the network once and
-its logits are decoded with the annealed mean at each requested temperature. On the same
+is the checkpoint's working size (the scale it was trained at, 256 by default; ``resize``)
+and centre-cropped to ``size`` x ``size``, as training's validation does; L goes through
+the network once and its logits are decoded with the annealed mean at each requested
+temperature (by default the checkpoint's own). On the same
 images, two baselines: **grey** (ab = 0: the L channel alone) and **mean colour** (one
 constant ab, the mean ab of up to ``mean_images`` kept train frames; of the evaluated
 frames themselves when the dataset has no train split).
@@ -25,8 +27,13 @@ Metrics, one value per image, averaged over the images (the metric functions are
 - ``auc``: area under the curve of the fraction of pixels whose ab error (Euclidean, in
   Lab units, the predicted ab upsampled to full size before gamut mapping) is within each
   threshold 0, 1, ..., 150, normalised to [0, 1] (Zhang et al.'s AuC).
+- ``ciede2000``: the mean CIEDE2000 colour difference (Sharma et al. 2005) between the
+  composed image and the original, per pixel in Lab; NaN for the ground-truth row.
 - ``colourfulness``: Hasler and Suesstrunk's colourfulness of the composed sRGB image
   (0-255 scale); a ``ground truth`` row gives the originals' value for comparison.
+
+Training's validation scores its fixed crops with the same function (`score_images`), so
+the two report the same PSNR, AuC and CIEDE2000 for the same model and images.
 """
 
 from __future__ import annotations
@@ -44,18 +51,19 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from colorizer.bins import DEFAULT_TEMPERATURE, annealed_mean, downsample_ab, soft_encode
+from colorizer.bins import annealed_mean, downsample_ab, soft_encode
 from colorizer.colorize import Colorizer, lab_to_rgb_in_gamut
 from colorizer.errors import ColorizerError, ConfigError, DataError
 from colorizer.fields import check_fields
 from colorizer.lab import rgb_to_lab
-from colorizer.metrics import auc_ab, colorfulness, psnr
+from colorizer.metrics import auc_ab, ciede2000, colorfulness, psnr
 
 log = logging.getLogger(__name__)
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
-COLUMNS = ("method", "temperature", "cross_entropy", "psnr", "ssim", "auc", "colourfulness")
+COLUMNS = ("method", "temperature", "cross_entropy", "psnr", "ssim", "auc", "ciede2000",
+           "colourfulness")
 
 
 @dataclass(frozen=True)
@@ -63,8 +71,10 @@ class EvalConfig:
     checkpoint: Path
     data: Path  # dataset folder or frames manifest
     split: str = "test"  # train, val, test, or all (every kept frame)
-    temperatures: tuple[float, ...] = (DEFAULT_TEMPERATURE,)
+    temperatures: tuple[float, ...] = ()  # annealed-mean T's; (): the checkpoint's own
     size: int = 176  # side of the square centre crops, multiple of 8
+    resize: int | None = None  # shorter side scaled to this before the crop; None: the
+    #   checkpoint's working size (the scale it was trained at), 0: to `size`
     batch_size: int = 16
     device: str = "auto"
     arch: str | None = None  # refuse a checkpoint of another architecture
@@ -76,7 +86,7 @@ class EvalConfig:
         check_fields(self)  # every value of its declared type; temperatures finite (no nan)
         if self.size < 16 or self.size % 8:
             raise ConfigError(f"--size must be a multiple of 8 and >= 16, got {self.size}")
-        if not self.temperatures or any(t < 0 for t in self.temperatures):
+        if any(t < 0 for t in self.temperatures):
             raise ConfigError(
                 f"--temperature must be >= 0, got {', '.join(map(str, self.temperatures))}",
                 key="temperatures",
@@ -85,6 +95,9 @@ class EvalConfig:
             raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"--limit must be >= 1, got {self.limit}")
+        if self.resize is not None and 0 < self.resize < self.size:
+            raise ConfigError(f"--resize ({self.resize}) must be 0 or >= --size ({self.size})",
+                              key="resize")
 
 
 @dataclass
@@ -197,16 +210,17 @@ def _spread(items: Sequence[Any], n: int | None) -> list[Any]:
     return [items[i] for i in idx]
 
 
-def _load_crops(paths: Sequence[Path], size: int, skipped: list[str]) -> tuple[torch.Tensor,
-                                                                              list[Path]]:
-    """(N, 3, S, S) uint8 centre crops of the readable images, and their paths."""
+def _load_crops(paths: Sequence[Path], size: int, skipped: list[str],
+                resize: int = 0) -> tuple[torch.Tensor, list[Path]]:
+    """(N, 3, S, S) uint8 centre crops of the readable images (shorter side scaled to
+    `resize` first, 0: to `size`), and their paths."""
     from colorizer.dataset import centre_crop
     from colorizer.images import read_rgb
 
     crops, ok = [], []
     for p in paths:
         try:
-            crops.append(centre_crop(read_rgb(p), size))
+            crops.append(centre_crop(read_rgb(p), size, resize))
             ok.append(p)
         except (ColorizerError, OSError, ValueError) as exc:
             skipped.append(f"{p}: {exc}")
@@ -217,13 +231,13 @@ def _load_crops(paths: Sequence[Path], size: int, skipped: list[str]) -> tuple[t
 
 
 def mean_ab_of(paths: Sequence[Path], size: int, device: torch.device,
-               batch_size: int = 32) -> tuple[float, float]:
+               batch_size: int = 32, resize: int = 0) -> tuple[float, float]:
     """Mean a and b over every pixel of the centre crops of these images."""
     total = torch.zeros(2, dtype=torch.float64)
     pixels = 0
     skipped: list[str] = []
     for i in range(0, len(paths), batch_size):
-        crops, _ = _load_crops(paths[i : i + batch_size], size, skipped)
+        crops, _ = _load_crops(paths[i : i + batch_size], size, skipped, resize)
         if not len(crops):
             continue
         ab = rgb_to_lab(crops.to(device).float() / 255.0)[:, 1:]
@@ -238,14 +252,22 @@ def mean_ab_of(paths: Sequence[Path], size: int, device: torch.device,
 # --------------------------------------------------------------------------- evaluation
 
 
-def _metrics(rgb_pred: torch.Tensor, ab_pred: torch.Tensor, rgb: torch.Tensor,
-             ab: torch.Tensor) -> dict[str, torch.Tensor]:
-    return {
+def score_images(L: torch.Tensor, ab_pred: torch.Tensor, rgb: torch.Tensor,
+                 ab: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Per-image metrics (each (B,)) of a colorization, and the composed sRGB (B, 3, H, W).
+
+    L (B, 1, H, W) and ab_pred (B, 2, H, W) compose the image as `colorize` writes it (the
+    gamut mapping keeps L); it is compared with the original sRGB ``rgb`` (B, 3, H, W) in
+    [0, 1] and its ``ab``. The one scoring path of `evaluate` and training's validation."""
+    rgb_pred = lab_to_rgb_in_gamut(L, ab_pred)
+    scores = {
         "psnr": psnr(rgb_pred, rgb),
         "ssim": ssim(rgb_pred, rgb),
         "auc": auc_ab(ab_pred, ab),
+        "ciede2000": ciede2000(rgb_to_lab(rgb_pred), rgb_to_lab(rgb)),
         "colourfulness": colorfulness(rgb_pred),
     }
+    return scores, rgb_pred
 
 
 def per_image_cross_entropy(logits: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
@@ -269,6 +291,8 @@ def evaluate(cfg: EvalConfig, colorizer: Colorizer | None = None) -> EvalReport:
     if colorizer is None:
         colorizer = Colorizer.from_checkpoint(cfg.checkpoint, cfg.device, arch=cfg.arch)
     device = colorizer.device
+    temperatures = cfg.temperatures or (colorizer.temperature,)
+    resize = colorizer.work_size if cfg.resize is None else cfg.resize
 
     # Mean-colour baseline: train frames when there are any, else the evaluated ones.
     kept = frames[(frames["status"] == "kept") & frames["image_path"].notna()]
@@ -278,18 +302,18 @@ def evaluate(cfg: EvalConfig, colorizer: Colorizer | None = None) -> EvalReport:
         mean_source = "train"
     else:
         mean_paths, mean_source = paths, cfg.split
-    mean_ab = mean_ab_of(_spread(mean_paths, cfg.mean_images), cfg.size, device)
+    mean_ab = mean_ab_of(_spread(mean_paths, cfg.mean_images), cfg.size, device, resize=resize)
 
     records: list[dict[str, Any]] = []
     skipped: list[str] = []
     bar = tqdm(total=len(paths), unit="img", desc="evaluate", disable=cfg.quiet, leave=False)
     try:
         for i in range(0, len(paths), cfg.batch_size):
-            crops, ok = _load_crops(paths[i : i + cfg.batch_size], cfg.size, skipped)
+            crops, ok = _load_crops(paths[i : i + cfg.batch_size], cfg.size, skipped, resize)
             bar.update(len(paths[i : i + cfg.batch_size]))
             if not ok:
                 continue
-            records += _evaluate_batch(colorizer, crops.to(device), ok, cfg, mean_ab)
+            records += _evaluate_batch(colorizer, crops.to(device), ok, temperatures, mean_ab)
     finally:
         bar.close()
     if not records:
@@ -317,7 +341,8 @@ def evaluate(cfg: EvalConfig, colorizer: Colorizer | None = None) -> EvalReport:
 
 @torch.no_grad()
 def _evaluate_batch(colorizer: Colorizer, crops: torch.Tensor, paths: list[Path],
-                    cfg: EvalConfig, mean_ab: tuple[float, float]) -> list[dict[str, Any]]:
+                    temperatures: Sequence[float],
+                    mean_ab: tuple[float, float]) -> list[dict[str, Any]]:
     rgb = crops.float() / 255.0
     lab = rgb_to_lab(rgb)
     L, ab = lab[:, :1], lab[:, 1:]
@@ -325,20 +350,18 @@ def _evaluate_batch(colorizer: Colorizer, crops: torch.Tensor, paths: list[Path]
     ce = per_image_cross_entropy(logits, ab)
     nan = torch.full_like(ce, float("nan"))
     results: list[tuple[int, str, float | None, torch.Tensor, dict[str, torch.Tensor]]] = []
-    for k, t in enumerate(cfg.temperatures):
+    for k, t in enumerate(temperatures):
         ab_pred = F.interpolate(annealed_mean(logits, t), size=L.shape[-2:], mode="bilinear",
                                 align_corners=False)
-        rgb_pred = lab_to_rgb_in_gamut(L, ab_pred)
-        results.append((k, "model", t, ce, _metrics(rgb_pred, ab_pred, rgb, ab)))
-    n = len(cfg.temperatures)
+        results.append((k, "model", t, ce, score_images(L, ab_pred, rgb, ab)[0]))
+    n = len(temperatures)
     grey = torch.zeros_like(ab)
-    results.append((n, "grey (ab = 0)", None, nan,
-                    _metrics(lab_to_rgb_in_gamut(L, grey), grey, rgb, ab)))
+    results.append((n, "grey (ab = 0)", None, nan, score_images(L, grey, rgb, ab)[0]))
     const = torch.tensor(mean_ab, device=ab.device, dtype=torch.float32).view(1, 2, 1, 1)
     const = const.expand_as(ab).contiguous()
-    results.append((n + 1, "mean colour", None, nan,
-                    _metrics(lab_to_rgb_in_gamut(L, const), const, rgb, ab)))
-    truth = {"psnr": nan, "ssim": nan, "auc": nan, "colourfulness": colorfulness(rgb)}
+    results.append((n + 1, "mean colour", None, nan, score_images(L, const, rgb, ab)[0]))
+    truth = {"psnr": nan, "ssim": nan, "auc": nan, "ciede2000": nan,
+             "colourfulness": colorfulness(rgb)}
     results.append((n + 2, "ground truth", None, nan, truth))
 
     records = []

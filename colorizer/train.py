@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from colorizer.bins import annealed_mean, downsample_ab, soft_cross_entropy, soft_encode
-from colorizer.checkpoint import read_checkpoint, save_checkpoint
+from colorizer.checkpoint import DEFAULT_WORK_SIZE, read_checkpoint, save_checkpoint
 from colorizer.dataset import (
     CropDataset,
     Splits,
@@ -55,7 +55,7 @@ from colorizer.dataset import (
 from colorizer.errors import ColorizerError, ConfigError, DataError, WeightsError
 from colorizer.fields import check_fields
 from colorizer.lab import join_lab, lab_to_rgb, rgb_to_lab, split_lab
-from colorizer.metrics import auc_ab, colorfulness, psnr
+from colorizer.metrics import auc_ab, colorfulness
 from colorizer.model import ARCHS, ModelConfig, build_model
 from colorizer.outputs import (
     check_free_space,
@@ -84,11 +84,13 @@ class TrainConfig:
     data: str = ""  # dataset folder or manifest file (kept rows; split train / val)
     out: str = ""  # run folder
     arch: str = "chen"  # chen (the paper) or eccv16 (Zhang et al.)
+    first_layer_channels: int = 32  # chen: channels of each of the 3x3 and 5x5 first convs
     vgg_trainable: bool = False  # chen: train the fused VGG too (--train-vgg); frozen by default
     steps: int = 450_000  # optimizer steps in all (Zhang et al.: 450k)
     batch_size: int = 40  # per process (Zhang et al.: 40)
     size: int = 176  # side of the square random crops (multiple of 8)
-    resize: int = 0  # scale each image's shorter side to this before cropping; 0: native size
+    resize: int = 256  # scale each image's shorter side to this before cropping (Zhang et al.:
+    #   256 -> 176); it is the working size colorize and evaluate use; 0: native size
     lr: float = 3e-5  # Adam learning rate (Zhang et al.)
     betas: tuple[float, float] = (0.9, 0.99)
     weight_decay: float = 1e-3
@@ -145,7 +147,15 @@ class TrainConfig:
 
     @property
     def model_config(self) -> ModelConfig:
-        return ModelConfig(arch=self.arch, vgg_trainable=self.vgg_trainable)
+        return ModelConfig(arch=self.arch, vgg_trainable=self.vgg_trainable,
+                           first_layer_channels=self.first_layer_channels)
+
+    @property
+    def decode(self) -> dict[str, Any]:
+        """How the trained model colorizes by default (kept in every checkpoint): the
+        validation temperature, and the working size = the scale it was trained at."""
+        return {"temperature": self.temperature,
+                "work_size": self.resize if self.resize else DEFAULT_WORK_SIZE}
 
 
 def _at_least(name: str, value: float, low: float) -> None:
@@ -468,8 +478,10 @@ def validate(
     was_training = model.training
     model.eval()
     use_amp = cfg.amp and device.type == "cuda"
-    sums = {"loss": 0.0, "psnr": 0.0, "auc": 0.0, "auc_grey": 0.0, "colorfulness": 0.0,
-            "colorfulness_true": 0.0}  # fmt: skip
+    from colorizer.evaluate import score_images
+
+    sums = {"loss": 0.0, "psnr": 0.0, "ssim": 0.0, "auc": 0.0, "ciede2000": 0.0,
+            "auc_grey": 0.0, "colorfulness": 0.0, "colorfulness_true": 0.0}  # fmt: skip
     rows = []
     for chunk in images.split(cfg.batch_size):
         L, ab = lab_targets(chunk, device)
@@ -483,12 +495,13 @@ def validate(
             annealed_mean(logits, cfg.temperature), size=L.shape[-2:], mode="bilinear",
             align_corners=False,
         )  # fmt: skip
-        pred = lab_to_rgb(join_lab(L, pred_ab))
         true = chunk.to(device).float() / 255.0
-        sums["psnr"] += psnr(pred, true).sum().item()
-        sums["auc"] += auc_ab(pred_ab, ab).sum().item()
+        # the metrics of `evaluate`, computed the same way (gamut-mapped composition)
+        scores, pred = score_images(L, pred_ab, true, ab)
+        for name in ("psnr", "ssim", "auc", "ciede2000"):
+            sums[name] += scores[name].sum().item()
+        sums["colorfulness"] += scores["colourfulness"].sum().item()
         sums["auc_grey"] += auc_ab(torch.zeros_like(ab), ab).sum().item()
-        sums["colorfulness"] += colorfulness(pred).sum().item()
         sums["colorfulness_true"] += colorfulness(true).sum().item()
         grey = lab_to_rgb(join_lab(L, torch.zeros_like(ab)))
         rows.append(torch.cat((grey, pred, true), dim=-1).cpu())  # (b, 3, S, 3S)
@@ -649,7 +662,8 @@ def _run(
         net = torch.compile(net)
 
     val_images = (
-        centre_crops(splits.val[: cfg.val_images], cfg.size) if ddp.main and cfg.val_every else None
+        centre_crops(splits.val[: cfg.val_images], cfg.size, cfg.resize)
+        if ddp.main and cfg.val_every else None
     )
     if ddp.main and cfg.val_every and not splits.val:
         log.say("note: the dataset has no kept 'val' frames: no validation")
@@ -659,6 +673,7 @@ def _run(
             return
         save_checkpoint(
             last, model, cfg.model_config, step=step, train_config=cfg.to_dict(),
+            decode=cfg.decode,
             optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
             rng=_rng_state(device),
             extra={

@@ -43,7 +43,8 @@ from colorizer.weights import (
 )
 
 # Options that must match when a run is resumed (the others may change between runs).
-_RESUME_MUST_MATCH = ("batch_size", "size", "lr", "seed")
+_RESUME_MUST_MATCH = ("batch_size", "size", "lr", "seed", "method")
+FINETUNE_METHODS = ("distil", "classify")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class VggFinetuneConfig:
     num_workers: int = 2  # image-decoding worker processes (0: in this process)
     quiet: bool = False  # no progress bar
     resume: bool = False  # continue the run saved in ``out`` (else ``out`` must not exist)
+    method: str = "distil"  # distil: match the colour VGG's features (no labels needed);
+    #   classify: classification of grey images in class subfolders (`colorizer.vgg_classify`)
 
     def __post_init__(self) -> None:
         check_fields(self)  # every value of its declared type (int, finite float, ...)
@@ -72,6 +75,9 @@ class VggFinetuneConfig:
                               key="size")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}", key="lr")
+        if self.method not in FINETUNE_METHODS:
+            raise ConfigError(f"unknown method {self.method!r}; choose "
+                              f"{' or '.join(FINETUNE_METHODS)}", key="method")
         if self.num_workers < 0:
             raise ConfigError(f"num_workers must be >= 0, got {self.num_workers}",
                               key="num_workers")
@@ -156,15 +162,15 @@ class _StepBatches(Dataset):
         return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
 
 
-def _config_record(cfg: VggFinetuneConfig) -> dict[str, Any]:
+def config_record(cfg: VggFinetuneConfig) -> dict[str, Any]:
     return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()}
 
 
-def _load_checkpoint(cfg: VggFinetuneConfig) -> dict[str, Any]:
+def load_resumable(cfg: VggFinetuneConfig) -> dict[str, Any]:
     ckpt = read_grey_vgg_file(cfg.out)
     saved = ckpt.get("config", {})
     for name in _RESUME_MUST_MATCH:
-        then, now = saved.get(name), getattr(cfg, name)
+        then, now = saved.get(name, getattr(VggFinetuneConfig, name, None)), getattr(cfg, name)
         if then != now:
             raise ConfigError(
                 f"{cfg.out} was started with {name}={then!r}, now {now!r}; "
@@ -173,7 +179,7 @@ def _load_checkpoint(cfg: VggFinetuneConfig) -> dict[str, Any]:
     return ckpt
 
 
-def _prepare_output(out: Path) -> None:
+def prepare_output(out: Path) -> None:
     """Test-write the output's folder before any long work (an unwritable --out fails
     now, with one line); sweep the temporary files of `out` that killed runs left."""
     if out.is_dir():
@@ -196,7 +202,7 @@ def finetune_vgg(cfg: VggFinetuneConfig, image_paths: Sequence[Path]) -> Finetun
     if out.exists() and not cfg.resume:
         raise ConfigError(f"{out} exists; pass --resume to continue that run, or another --out")
     device = resolve_device(cfg.device)
-    _prepare_output(out)
+    prepare_output(out)
 
     teacher = VggFeatures()
     if load_vgg_weights(teacher, cfg.vgg_weights).kind != "imagenet-vgg16":
@@ -215,7 +221,7 @@ def finetune_vgg(cfg: VggFinetuneConfig, image_paths: Sequence[Path]) -> Finetun
 
     start, losses = 0, []
     if out.exists():
-        ckpt = _load_checkpoint(cfg)
+        ckpt = load_resumable(cfg)
         student.load_state_dict(ckpt["state_dict"])
         optimizer.load_state_dict(ckpt["optimizer"])
         start, losses = int(ckpt["step"]), [float(x) for x in ckpt["losses"]]
@@ -231,7 +237,7 @@ def finetune_vgg(cfg: VggFinetuneConfig, image_paths: Sequence[Path]) -> Finetun
                 "steps": cfg.steps,
                 "optimizer": optimizer.state_dict(),
                 "losses": losses,
-                "config": _config_record(cfg),
+                "config": config_record(cfg),
             },
             out,
         )

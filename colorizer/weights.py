@@ -35,7 +35,7 @@ class _Kind:
     hint: str  # what to do about it
 
 
-_VGG = _Kind(
+VGG_KIND = _Kind(
     f"a VGG-16 weights file (torchvision's ImageNet {VGG16_FILE}, or a grey VGG written by "
     "`finetune-vgg`)",
     f"Download {VGG16_URL} on a machine with internet access, copy it here and pass its path "
@@ -86,7 +86,7 @@ def read_weights_file(path: Path | str, kind: _Kind) -> Any:
         ) from exc
 
 
-def _tensor_dict(obj: Any, path: Path, kind: _Kind) -> dict[str, torch.Tensor]:
+def tensor_dict(obj: Any, path: Path, kind: _Kind) -> dict[str, torch.Tensor]:
     if not isinstance(obj, Mapping) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
     ):
@@ -153,7 +153,7 @@ def _is_grey_vgg(obj: Any, path: Path) -> bool:
 def read_grey_vgg_file(path: Path | str) -> dict[str, Any]:
     """Everything in a file written by ``finetune_vgg``: weights, step, optimiser state, config."""
     path = Path(path)
-    obj = read_weights_file(path, _VGG)
+    obj = read_weights_file(path, VGG_KIND)
     if not _is_grey_vgg(obj, path):
         raise WeightsError(
             f"{path} is not a file written by finetune-vgg, so that run cannot be resumed from "
@@ -169,19 +169,19 @@ def read_vgg_weights(path: Path | str) -> tuple[dict[str, torch.Tensor], str]:
     Kind ``grey-vgg16``: a file written by ``finetune_vgg`` (``format`` entry + ``state_dict``).
     """
     path = Path(path)
-    obj = read_weights_file(path, _VGG)
+    obj = read_weights_file(path, VGG_KIND)
     if _is_grey_vgg(obj, path):
-        state, kind = _tensor_dict(obj.get("state_dict"), path, _VGG), "grey-vgg16"
+        state, kind = tensor_dict(obj.get("state_dict"), path, VGG_KIND), "grey-vgg16"
     else:
-        state, kind = _tensor_dict(obj, path, _VGG), "imagenet-vgg16"
+        state, kind = tensor_dict(obj, path, VGG_KIND), "imagenet-vgg16"
         convs = {int(m[1]) for k in state if (m := re.fullmatch(r"features\.(\d+)\.weight", k))}
         if convs and convs != set(VGG16_CONVS):
             raise WeightsError(
                 f"{path} holds a VGG with convs at features {sorted(convs)}, not VGG-16; "
-                f"expected {_VGG.name}. {_VGG.hint}"
+                f"expected {VGG_KIND.name}. {VGG_KIND.hint}"
             )
     expected = _vgg_shapes()
-    _check_shapes(state, expected, path, _VGG)
+    _check_shapes(state, expected, path, VGG_KIND)
     return {k: state[k] for k in expected}, kind
 
 
@@ -203,7 +203,7 @@ def load_eccv16_weights(model: ColorizationNet, path: Path | str) -> LoadReport:
     the model's other parameters (chen's first layer, VGG, VGG BatchNorms) keep their values.
     """
     path = Path(path)
-    state = _tensor_dict(read_weights_file(path, _ECCV16), path, _ECCV16)
+    state = tensor_dict(read_weights_file(path, _ECCV16), path, _ECCV16)
     _check_shapes(state, _eccv16_shapes(), path, _ECCV16)
     target = model.state_dict()
     # a layer is loaded whole or not at all: one tensor of another shape skips all of its tensors

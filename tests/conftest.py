@@ -33,6 +33,13 @@ def extract(truth: FilmTruth, root: Path, cfg: ExtractConfig | None = None) -> E
 
 
 @pytest.fixture(scope="session")
+def assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder shared by the whole session for media made once on first use: the small
+    film, photos, dataset and checkpoints of `tests/faults.py` and the fault tables."""
+    return tmp_path_factory.mktemp("assets")
+
+
+@pytest.fixture(scope="session")
 def standard_film(tmp_path_factory: pytest.TempPathFactory) -> FilmTruth:
     """12 shots of real photos at 320x240, 24 fps: pans, zooms, grain, flicker, a colour
     cast, two dark night shots, a grey title card, flashes, cuts, dissolves and fades."""

@@ -217,7 +217,7 @@ FAULTS: list[Fault] = [
           setup=_text_checkpoint),
     Fault("colorize checkpoint of another kind", ("colorize", _PHOTO, "--checkpoint",
           "{tmp}/foreign.pt", "--out", "{tmp}/o", *_TINY), 2,
-          ("foreign.pt", "not a filmcolor checkpoint"), setup=_foreign_checkpoint),
+          ("foreign.pt", "neither a filmcolor checkpoint"), setup=_foreign_checkpoint),
     Fault("evaluate checkpoint missing", ("evaluate", "--checkpoint", "{tmp}/nothing.pt",
           "--data", _DATA, "--device", "cpu", "-q"), 2, ("nothing.pt",),
           setup=lambda tmp, assets: small_dataset(assets)),

@@ -269,7 +269,7 @@ def test_foreign_and_other_arch_checkpoints(photo: Path, ckpt: Path, tmp_path: P
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
     code, _, stderr = cli("colorize", photo, "--checkpoint", foreign, "--out", tmp_path)
-    assert_one_line(code, stderr, "not a filmcolor checkpoint")
+    assert_one_line(code, stderr, "neither a filmcolor checkpoint")
     code, _, stderr = cli("colorize", photo, "--checkpoint", ckpt, "--out", tmp_path,
                           "--arch", "chen")
     assert_one_line(code, stderr, "'eccv16'", "--arch")

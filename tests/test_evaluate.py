@@ -20,6 +20,7 @@ from colorizer.evaluate import COLUMNS, EvalConfig, evaluate, ssim
 from tests.helpers_colorizer import make_checkpoint
 
 SIZE = 64
+WORK = 256  # the checkpoint's working size (the scale it was trained at): evaluate's resize
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +53,15 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def split_images(root: Path, split: str) -> list[np.ndarray]:
-    """Hand-made reference: the centre crops of a split, as evaluate should see them."""
+    """Hand-made reference: the centre crops of a split, as evaluate should see them: the
+    shorter side scaled to the checkpoint's working size, then the central SIZE square."""
     frames = pd.read_parquet(root / "manifests" / "dataset.parquet")
     rows = frames[(frames["status"] == "kept") & (frames["split"] == split)]
     out = []
     for rel in rows["image_path"]:
         img = cv2.cvtColor(cv2.imread(str(root / rel)), cv2.COLOR_BGR2RGB)
         h, w = img.shape[:2]
-        s = SIZE / min(h, w)
+        s = WORK / min(h, w)
         img = cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
         h, w = img.shape[:2]
         top, left = (h - SIZE) // 2, (w - SIZE) // 2

@@ -22,11 +22,6 @@ def test_every_row_has_a_unique_name() -> None:
     assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
 
 
-@pytest.fixture(scope="session")
-def assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("fault_assets")
-
-
 @pytest.mark.parametrize("fault", TABLE, ids=[fault.name for fault in TABLE])
 def test_fault(
     fault: Fault, tmp_path: Path, assets: Path, monkeypatch: pytest.MonkeyPatch

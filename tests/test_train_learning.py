@@ -22,7 +22,7 @@ def test_training_learns_colours_of_real_photos(tmp_path):
     data = make_dataset(tmp_path / "data", names=names, short_side=36, val=())
     cfg = TrainConfig(
         data=str(data), out=str(tmp_path / "run"), arch="eccv16", steps=STEPS, batch_size=2,
-        size=32, lr=3e-4, lr_drop_at=(), lr_drop_to=(), workers=0, device="cpu",
+        size=32, resize=36, lr=3e-4, lr_drop_at=(), lr_drop_to=(), workers=0, device="cpu",
         save_every=STEPS, val_every=0, log_every=10, deterministic=False,
     )  # fmt: skip
     result = train(cfg, quiet=True)
@@ -32,7 +32,7 @@ def test_training_learns_colours_of_real_photos(tmp_path):
     assert end < 0.7 * start, (start, end)
 
     frames, root = load_frames(data)
-    photos = centre_crops([root / p for p in frames["image_path"]], 32)
+    photos = centre_crops([root / p for p in frames["image_path"]], 32, cfg.resize)
     model, _, _ = load_model(Path(cfg.out) / "last.pt")
     metrics, _ = validate(model, photos, torch.device("cpu"), cfg)
     assert metrics["auc"] > metrics["auc_grey"] + 0.02, metrics
