@@ -42,7 +42,7 @@ lint: install
 
 test: install
 	$(PYTHON) -m ruff check .
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -n 2
 
 bench: install
 	$(PYTHON) bench/bench_extract.py

@@ -766,6 +766,9 @@ def import_weights(source: Path, out: Path) -> None:
               help="A name per --checkpoint, in order [default: the file names].")
 @click.option("--temperature", "temperatures", multiple=True, type=float,
               help="One for all models or one per --checkpoint [default: each one's own].")
+@click.option("--work-size", type=click.IntRange(16), default=None,
+              help="Shorter side every network sees, pixels [default: each one's own, the "
+                   "scale it was trained at].")
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Dataset folder or frames manifest (instead of IMAGES).")
 @click.option("--split", default="test", show_default=True,

@@ -14,6 +14,7 @@ Lab -> RGB with gamut mapping) and encoding (RGB -> YUV, libx264, mux).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 import time
@@ -28,6 +29,58 @@ from colorizer.checkpoint import save_checkpoint
 from colorizer.colorize import ColorizeConfig, Colorizer, colorize_paths
 from colorizer.model import ModelConfig, build_model
 from filmdata.synthetic import make_film, standard_plan
+
+
+def make_bw_film(path: Path, frames: int, width: int, height: int, fps: float) -> float:
+    """A synthetic B&W film with audio of at least ``frames`` frames; seconds it took."""
+    seconds = frames / fps
+    plan = standard_plan(seed=1, n_shots=max(2, math.ceil(seconds / 2.5) + 1), fps=fps,
+                         seconds_per_shot=2.5)
+    t0 = time.perf_counter()
+    make_film(path, plan, size=(width, height), fps=fps, audio=True, pix_fmt="gray")
+    return time.perf_counter() - t0
+
+
+def random_checkpoint(path: Path, arch: str) -> Path:
+    """A randomly initialised checkpoint of `arch` (speed does not depend on the weights)."""
+    torch.manual_seed(0)
+    cfg_model = ModelConfig(arch=arch)
+    save_checkpoint(path, build_model(cfg_model).eval(), cfg_model)
+    return path
+
+
+def colorize_row(film: Path, ckpt: Path, out: Path, *, device: str, arch: str, frames: int,
+                 fps: float, batch: int, work_size: int, smooth: float) -> dict:
+    """Colorize the first `frames` frames of `film` with the library's film path
+    (`colorize_paths`); frames/s end to end and each stage's share and ms/frame."""
+    import av
+
+    with av.open(str(film)) as container:
+        stream = container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+    cfg = ColorizeConfig(checkpoint=ckpt, out=out, device=device, batch_size=batch,
+                         work_size=work_size, end_s=(frames - 0.5) / fps, smooth_s=smooth,
+                         quiet=True)
+    colorizer = Colorizer.from_checkpoint(ckpt, device, work_size=work_size)
+    if colorizer.cuda:  # warm-up: cuDNN autotuning, lazy CUDA init
+        L = torch.full((batch, 1, height, width), 50.0, device=colorizer.device)
+        colorizer.compose(L, colorizer.predict_ab(L))
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    (result,) = list(colorize_paths([film], cfg, colorizer))
+    wall = time.perf_counter() - t0
+    if result.error:
+        raise RuntimeError(result.error)
+    total = sum(result.timings.values())
+    return {
+        "device": str(colorizer.device), "arch": arch, "size": f"{width}x{height}",
+        "batch": batch, "work": "x".join(map(str, _work(height, width, work_size))),
+        "frames": result.frames, "seconds": round(wall, 3),
+        "frames/s": round(result.frames / wall, 2),
+        **{f"{k} %": round(100 * v / total, 1) for k, v in result.timings.items()},
+        **{f"{k} ms/frame": round(1000 * v / result.frames, 2)
+           for k, v in result.timings.items()},
+    }  # fmt: skip
 
 
 def main() -> None:
@@ -49,43 +102,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         film = tmp / "bw.mp4"
-        seconds = args.frames / args.fps
-        plan = standard_plan(seed=1, n_shots=max(2, round(seconds / 2.5)), fps=args.fps,
-                             seconds_per_shot=2.5)
-        t0 = time.perf_counter()
-        make_film(film, plan, size=(width, height), fps=args.fps, audio=True, pix_fmt="gray")
-        print(f"film {width}x{height} made in {time.perf_counter() - t0:.1f} s", flush=True)
-        ckpt = tmp / "model.pt"
-        torch.manual_seed(0)
-        cfg_model = ModelConfig(arch=args.arch)
-        save_checkpoint(ckpt, build_model(cfg_model).eval(), cfg_model)
+        made = make_bw_film(film, args.frames, width, height, args.fps)
+        print(f"film {width}x{height} made in {made:.1f} s", flush=True)
+        ckpt = random_checkpoint(tmp / "model.pt", args.arch)
 
         rows = []
         for batch in args.batch_size:
-            cfg = ColorizeConfig(checkpoint=ckpt, out=tmp / "out", device=args.device,
-                                 batch_size=batch, work_size=args.work_size,
-                                 end_s=(args.frames - 0.5) / args.fps, smooth_s=args.smooth,
-                                 quiet=True)
-            colorizer = Colorizer.from_checkpoint(ckpt, args.device, work_size=args.work_size)
-            if colorizer.cuda:  # warm-up: cuDNN autotuning, lazy CUDA init
-                L = torch.full((batch, 1, height, width), 50.0, device=colorizer.device)
-                colorizer.compose(L, colorizer.predict_ab(L))
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            (result,) = list(colorize_paths([film], cfg, colorizer))
-            wall = time.perf_counter() - t0
-            if result.error:
-                raise SystemExit(result.error)
-            total = sum(result.timings.values())
-            rows.append({
-                "device": str(colorizer.device), "arch": args.arch, "batch": batch,
-                "work": "x".join(map(str, _work(height, width, args.work_size))),
-                "frames": result.frames, "seconds": round(wall, 2),
-                "frames/s": round(result.frames / wall, 2),
-                **{f"{k} %": round(100 * v / total, 1) for k, v in result.timings.items()},
-                **{f"{k} ms/frame": round(1000 * v / result.frames, 1)
-                   for k, v in result.timings.items()},
-            })
+            rows.append(colorize_row(film, ckpt, tmp / "out", device=args.device,
+                                     arch=args.arch, frames=args.frames, fps=args.fps,
+                                     batch=batch, work_size=args.work_size,
+                                     smooth=args.smooth))  # fmt: skip
             print(pd.DataFrame(rows[-1:]).to_string(index=False), flush=True)
         if torch.cuda.is_available() and args.device != "cpu":
             print(f"GPU: {torch.cuda.get_device_name()}; peak memory "

@@ -51,6 +51,7 @@ class CompareConfig:
     out: Path
     labels: tuple[str, ...] = ()  # one per checkpoint; default: the file's stem
     temperatures: tuple[float, ...] = ()  # one per checkpoint; default: each one's own
+    work_size: int | None = None  # shorter side the networks see; None: each one's own
     split: str = "test"  # dataset inputs: the split to draw from (or "all")
     limit: int = 24  # at most this many images, evenly spread
     device: str = "auto"
@@ -73,6 +74,8 @@ class CompareConfig:
         for t in self.temperatures:
             if not (math.isfinite(t) and t > 0):
                 raise ConfigError(f"--temperature must be a finite number > 0, got {t}")
+        if self.work_size is not None and self.work_size < 16:
+            raise ConfigError(f"--work-size must be >= 16 pixels, got {self.work_size}")
         if self.limit < 1:
             raise ConfigError(f"--limit must be >= 1, got {self.limit}")
         if self.thumb_side < 32 or self.sheet_rows < 1:
@@ -217,7 +220,8 @@ def compare(cfg: CompareConfig) -> CompareResult:
     labels = cfg.model_labels()
     models = []
     for k, path in enumerate(cfg.checkpoints):
-        colorizer = Colorizer.from_checkpoint(path, cfg.device, temperature=cfg.temperature_of(k))
+        colorizer = Colorizer.from_checkpoint(path, cfg.device, temperature=cfg.temperature_of(k),
+                                              work_size=cfg.work_size)
         models.append((labels[k], path, colorizer))
 
     rows: list[dict[str, Any]] = []

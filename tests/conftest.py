@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,15 @@ import pytest
 from filmdata.config import ExtractConfig
 from filmdata.extract import FilmResult, extract_film
 from filmdata.synthetic import FilmTruth, make_film, standard_plan
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under pytest-xdist (one worker per core) each worker computes on one thread: torch and
+    # OpenCV would otherwise start a thread per core in every worker and crowd each other.
+    # Set before any test module imports torch; subprocesses of the tests inherit it.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import cv2
+
+    cv2.setNumThreads(1)
 
 
 @dataclass(frozen=True)

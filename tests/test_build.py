@@ -232,14 +232,16 @@ def test_near_duplicates_across_films(tmp_path) -> None:
 def test_killed_build_reruns_to_the_same_dataset(inputs: Path, tmp_path: Path) -> None:
     films = tmp_path / "films"
     films.mkdir()
-    for i in range(3):
-        plan = standard_plan(seed=40 + i, n_shots=20, seconds_per_shot=2.0)
+    for i in range(3):  # two workers: the third film is still to do when the first is done
+        plan = standard_plan(seed=40 + i, n_shots=8, seconds_per_shot=1.5)
         make_film(films / f"long{i}.mp4", plan, size=(320, 240), seed=40 + i)
     command = [sys.executable, str(REPO / "cli.py"), "build-dataset", str(films), "--workers",
                "2", "-q"]
     proc = subprocess.Popen([*command, "--out", str(tmp_path / "out")], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300.0
     while proc.poll() is None and not layout.film_manifests(tmp_path / "out"):
+        assert time.monotonic() < deadline, "gave up waiting for a film to be done"
         time.sleep(0.05)
     assert proc.poll() is None, "finished before it could be killed"
     workers = _children(proc.pid)

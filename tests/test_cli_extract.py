@@ -48,6 +48,16 @@ def small_film(tmp_path_factory, short_plan) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def long_film(tmp_path_factory) -> Path:
+    """A film long enough to be killed or interrupted mid-run (16 shots, 24 s at 320x240);
+    the kill and Ctrl-C tests read it, each into its own output folder."""
+    path = tmp_path_factory.mktemp("long") / "long.mp4"
+    make_film(path, standard_plan(seed=4, n_shots=16, seconds_per_shot=1.5), size=(320, 240),
+              seed=4)
+    return path
+
+
 def audio_only(path: Path) -> Path:
     with av.open(str(path), "w") as container:
         stream = container.add_stream("aac", rate=44100)
@@ -141,10 +151,8 @@ def test_corrupted_middle_is_counted_and_warned(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_killed_run_leaves_no_manifest_and_rerun_completes(tmp_path) -> None:
-    film = tmp_path / "long.mp4"
-    make_film(film, standard_plan(seed=4, n_shots=40, seconds_per_shot=2.0), size=(320, 240),
-              seed=4)
+def test_killed_run_leaves_no_manifest_and_rerun_completes(tmp_path, long_film) -> None:
+    film = long_film
     out = tmp_path / "out"
     film_id = film_id_for(film)
     proc = subprocess.Popen(
@@ -153,8 +161,7 @@ def test_killed_run_leaves_no_manifest_and_rerun_completes(tmp_path) -> None:
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     images = out / layout.IMAGES_DIR / film_id
-    while proc.poll() is None and len(list(images.rglob("*.jpg"))) < 6:
-        time.sleep(0.05)
+    _wait_for(lambda: len(list(images.rglob("*.jpg"))) >= 6, proc, "six images")
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -176,18 +183,16 @@ def test_killed_run_leaves_no_manifest_and_rerun_completes(tmp_path) -> None:
     assert not list(out.rglob("*.tmp"))
 
 
-def test_ctrl_c_exits_130_without_manifest(tmp_path) -> None:
-    film = tmp_path / "long.mp4"
-    make_film(film, standard_plan(seed=6, n_shots=30, seconds_per_shot=2.0), size=(320, 240),
-              seed=6)
+def test_ctrl_c_exits_130_without_manifest(tmp_path, long_film) -> None:
+    film = long_film
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "cli.py"), "extract-frames", str(film), "--out", str(out)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     images = out / layout.IMAGES_DIR / film_id_for(film)
-    while proc.poll() is None and len(list(images.rglob("*.jpg"))) < 3:
-        time.sleep(0.05)
+    _wait_for(lambda: len(list(images.rglob("*.jpg"))) >= 3, proc, "three images")
+    assert proc.poll() is None, "the run finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate()
     assert proc.returncode == 130
@@ -226,14 +231,13 @@ def _wait_for(condition, proc: subprocess.Popen, what: str, timeout_s: float = 3
         time.sleep(0.05)
 
 
-def test_killed_redo_leaves_the_film_not_done_and_the_rerun_redoes_it(tmp_path) -> None:
+def test_killed_redo_leaves_the_film_not_done_and_the_rerun_redoes_it(tmp_path,
+                                                                      long_film) -> None:
     """A finished film, then a redo with another config (--max-side 64) killed with
     SIGKILL after it has replaced some images: the old manifest must not survive as
     "done" over mixed images; a rerun with the old config redoes the film, and every
     image it lists is of that config."""
-    film = tmp_path / "long.mp4"
-    make_film(film, standard_plan(seed=4, n_shots=40, seconds_per_shot=2.0), size=(320, 240),
-              seed=4)
+    film = long_film
     out = tmp_path / "out"
     film_id = film_id_for(film)
     manifest = layout.film_manifest(out, film_id)

@@ -378,7 +378,7 @@ def test_truncated_film_is_colorized_as_far_as_it_goes_with_a_warning(
 ) -> None:
     whole = tmp_path / "src" / "whole.mkv"
     whole.parent.mkdir()
-    make_film(whole, standard_plan(seed=3, n_shots=3, seconds_per_shot=1.0), size=(64, 48))
+    make_film(whole, standard_plan(seed=3, n_shots=2, seconds_per_shot=1.0), size=(64, 48))
     cut = tmp_path / "src" / "cut.mkv"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
     (result,) = run_one([cut], film_cfg(ckpt, tmp_path / "out"), colorizer)

@@ -20,7 +20,7 @@ from tests.helpers_colorizer import make_checkpoint
 def two_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("models")
     return (make_checkpoint(folder / "early.pt", "eccv16", steps=1),
-            make_checkpoint(folder / "later.pt", "chen", steps=3))
+            make_checkpoint(folder / "later.pt", "chen", steps=3, size=32))
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,8 @@ def comparison(tmp_path_factory: pytest.TempPathFactory, two_models, assets: Pat
     code, _, stderr = run_cli([
         "compare", "--checkpoint", str(two_models[0]), "--checkpoint", str(two_models[1]),
         "--label", "eccv16 early", "--label", "chen <later>", "--data", str(data),
-        "--split", "test", "--limit", "3", "--out", str(out), "--device", "cpu", "-q",
+        "--split", "test", "--limit", "3", "--work-size", "64", "--out", str(out),
+        "--device", "cpu", "-q",
     ])
     assert code == 0, stderr
     return out
@@ -69,7 +70,8 @@ def test_black_and_white_inputs_have_no_truth(tmp_path: Path, two_models) -> Non
 
     cv2.imwrite(str(tmp_path / "camera.png"), skdata.camera())
     result = compare(CompareConfig(checkpoints=two_models, inputs=(tmp_path / "camera.png",),
-                                   out=tmp_path / "out", device="cpu", quiet=True))
+                                   out=tmp_path / "out", work_size=64, device="cpu",
+                                   quiet=True))
     assert set(result.table["model"]) == {"grey (ab = 0)", "early", "later"}
     assert result.table["psnr"].isna().all()
     assert not math.isnan(result.table["colourfulness"].iloc[1])

@@ -44,7 +44,7 @@ def test_first_layer_split_is_a_config(tmp_path: Path) -> None:
 
 def _tiny_run(tmp_path: Path, **changes) -> Path:
     data = make_dataset(tmp_path / "data", names=("astronaut", "coffee"), short_side=72, val=())
-    cfg = TrainConfig(data=str(data), out=str(tmp_path / "run"), arch="eccv16", steps=2,
+    cfg = TrainConfig(data=str(data), out=str(tmp_path / "run"), arch="eccv16", steps=1,
                       batch_size=2, size=32, workers=0, device="cpu", val_every=0, **changes)
     train(cfg, quiet=True)
     return Path(cfg.out) / "last.pt"

@@ -118,22 +118,25 @@ def test_released_file_through_the_commands(tmp_path: Path, release_file: Path,
     import cv2
     from skimage import data as skdata
 
-    grey = tmp_path / "grey.png"
-    cv2.imwrite(str(grey), cv2.cvtColor(skdata.coffee(), cv2.COLOR_RGB2GRAY))
+    grey = tmp_path / "grey.png"  # small: the point is the file, not the scale
+    small = cv2.resize(skdata.coffee(), (160, 120), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(grey), cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
     code, _, stderr = run_cli(["colorize", str(grey), "--checkpoint", str(release_file),
-                               "--out", str(tmp_path / "col"), "--device", "cpu", "-q"])
+                               "--out", str(tmp_path / "col"), "--work-size", "64",
+                               "--device", "cpu", "-q"])
     assert code == 0, stderr
     assert (tmp_path / "col" / "grey_color.png").is_file()
 
     data = small_dataset(assets)
     code, out, stderr = run_cli(["evaluate", "--checkpoint", str(release_file), "--data",
-                                 str(data), "--device", "cpu", "--limit", "2", "-q"])
+                                 str(data), "--size", "64", "--device", "cpu", "--limit", "2",
+                                 "-q"])
     assert code == 0, stderr
     assert f"T = {RELEASED_TEMPERATURE:g}" in out or "1.0" in out
 
     imported = import_released(release_file, tmp_path / "zhang.pt")
     code, _, stderr = run_cli(["compare", "--checkpoint", str(release_file), "--checkpoint",
-                               str(imported), "--data", str(data), "--limit", "2",
-                               "--out", str(tmp_path / "cmp"), "--device", "cpu", "-q"])
+                               str(imported), "--data", str(data), "--limit", "2", "--work-size",
+                               "64", "--out", str(tmp_path / "cmp"), "--device", "cpu", "-q"])
     assert code == 0, stderr
     assert (tmp_path / "cmp" / "index.html").is_file()
