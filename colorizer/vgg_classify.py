@@ -43,6 +43,7 @@ from colorizer.vgg_finetune import (
     load_resumable,
     prepare_output,
     resolve_device,
+    run_steps,
 )
 from colorizer.weights import (
     GREY_VGG_FORMAT,
@@ -198,7 +199,6 @@ def finetune_classify(cfg: VggFinetuneConfig, folder: ClassFolder) -> FinetuneRe
     """Fine-tune VGG-16 for classification of the grey images of ``folder``; write
     ``cfg.out`` (a grey VGG file, which is also the checkpoint a resumed run continues)."""
     from torch.utils.data import DataLoader
-    from tqdm import tqdm
 
     out = Path(cfg.out)
     if out.exists() and not cfg.resume:
@@ -237,19 +237,6 @@ def finetune_classify(cfg: VggFinetuneConfig, folder: ClassFolder) -> FinetuneRe
     loader = DataLoader(batches, batch_size=None, sampler=range(start, cfg.steps),
                         num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
     model.train()
-    with tqdm(total=cfg.steps, initial=start, disable=cfg.quiet, desc="finetune-vgg",
-              unit="step") as bar:
-        for step, batch in enumerate(loader, start=start):
-            if isinstance(batch, str):
-                raise DataError(batch)
-            loss = classify_loss(model, batch, device)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
-            done = step + 1
-            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                save(done)
+    run_steps(cfg, loader, start, lambda batch: classify_loss(model, batch, device), optimizer,
+              losses, save)
     return FinetuneResult(out, start, max(start, cfg.steps), tuple(losses))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -250,20 +250,33 @@ def finetune_vgg(cfg: VggFinetuneConfig, image_paths: Sequence[Path]) -> Finetun
         pin_memory=device.type == "cuda",
     )
     use_bf16 = device.type == "cuda"
+
+    def step_loss(batch: torch.Tensor) -> torch.Tensor:
+        rgb = batch.to(device, non_blocking=True).float().div_(255.0)  # (B, 3, S, S)
+        rgb = rgb.contiguous(memory_format=torch.channels_last)
+        L = rgb_to_lab(rgb)[:, :1]  # (B, 1, S, S) in [0, 100]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            with torch.no_grad():
+                target = teacher(rgb_input(rgb))
+            return feature_loss(student(grey_input(L)), target)
+
     student.train()
-    with tqdm(
-        total=cfg.steps, initial=start, disable=cfg.quiet, desc="finetune-vgg", unit="step"
-    ) as bar:
+    run_steps(cfg, loader, start, step_loss, optimizer, losses, save)
+    return FinetuneResult(out, start, max(start, cfg.steps), tuple(losses))
+
+
+def run_steps(cfg: VggFinetuneConfig, loader: Iterable[Any], start: int,
+              step_loss: Callable[[Any], torch.Tensor], optimizer: torch.optim.Optimizer,
+              losses: list[float], save: Callable[[int], None]) -> None:
+    """The loop both fine-tuning methods share: each step's loss, the optimiser step, the
+    progress bar, and a checkpoint every ``checkpoint_every`` steps and at the end. A
+    batch that is a str is a worker's error message (an unreadable image)."""
+    with tqdm(total=cfg.steps, initial=start, disable=cfg.quiet, desc="finetune-vgg",
+              unit="step") as bar:
         for step, batch in enumerate(loader, start=start):
             if isinstance(batch, str):
                 raise DataError(batch)
-            rgb = batch.to(device, non_blocking=True).float().div_(255.0)  # (B, 3, S, S)
-            rgb = rgb.contiguous(memory_format=torch.channels_last)
-            L = rgb_to_lab(rgb)[:, :1]  # (B, 1, S, S) in [0, 100]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                with torch.no_grad():
-                    target = teacher(rgb_input(rgb))
-                loss = feature_loss(student(grey_input(L)), target)
+            loss = step_loss(batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -273,4 +286,3 @@ def finetune_vgg(cfg: VggFinetuneConfig, image_paths: Sequence[Path]) -> Finetun
             done = step + 1
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                 save(done)
-    return FinetuneResult(out, start, max(start, cfg.steps), tuple(losses))

@@ -42,6 +42,22 @@ def extract(truth: FilmTruth, root: Path, cfg: ExtractConfig | None = None) -> E
     return Extraction(truth, root, result, frames, shots)
 
 
+@pytest.fixture
+def umask_022():
+    """Run the test under umask 022 (new files 0644), whatever the shell's umask is."""
+    import os
+
+    from manifests import io as manifests_io
+
+    before = os.umask(0o022)
+    manifests_io._umask.cache_clear()
+    try:
+        yield
+    finally:
+        os.umask(before)
+        manifests_io._umask.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder shared by the whole session for media made once on first use: the small

@@ -39,6 +39,16 @@ class Fault:
     tags: tuple[str, ...] = field(default=())  # e.g. ("root-skip",) for permission faults
 
 
+def dead_pid() -> int:
+    """The id of a process that has ended (its temporary files are orphans)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
 def running_as_root() -> bool:
     """Permission faults cannot be made as root (root writes anywhere)."""
     return hasattr(os, "geteuid") and os.geteuid() == 0

@@ -25,6 +25,7 @@ from colorizer.colorize import (
 from colorizer.colorize_film import AbSmoother
 from colorizer.lab import rgb_to_lab
 from filmdata.synthetic import make_film, standard_plan
+from tests.faults import dead_pid
 from tests.helpers_colorizer import make_checkpoint
 
 FPS = 12
@@ -288,28 +289,6 @@ def test_chen_checkpoint_colorizes(photo: Path, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- faults
 
 
-@pytest.fixture
-def umask_022():
-    import os
-
-    from manifests import io as manifests_io
-
-    before = os.umask(0o022)
-    manifests_io._umask.cache_clear()
-    yield
-    os.umask(before)
-    manifests_io._umask.cache_clear()
-
-
-def _dead_pid() -> int:
-    import subprocess
-    import sys
-
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
 def test_outputs_are_readable_by_others_and_orphans_are_swept(
     photo: Path, bw_film: Path, ckpt: Path, colorizer: Colorizer, tmp_path: Path, umask_022
 ) -> None:
@@ -319,7 +298,7 @@ def test_outputs_are_readable_by_others_and_orphans_are_swept(
 
     from colorizer.outputs import temp_suffix
 
-    gone = _dead_pid()
+    gone = dead_pid()
     host = temp_suffix("").lstrip(".").rsplit("-", 1)[0]
     orphans = [tmp_path / f".bw_color.part-{gone}.mp4",  # the earlier version's name
                tmp_path / f".bw_color.mp4.a1b2c3d4.{host}-{gone}.mp4"]

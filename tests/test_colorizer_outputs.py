@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,28 +22,9 @@ from colorizer.outputs import (
     temp_suffix,
     write_text,
 )
+from tests.faults import dead_pid
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def umask_022() -> Iterator[None]:
-    from manifests import io as manifests_io
-
-    before = os.umask(0o022)
-    manifests_io._umask.cache_clear()
-    try:
-        yield
-    finally:
-        os.umask(before)
-        manifests_io._umask.cache_clear()
-
-
-def dead_pid() -> int:
-    """The id of a process that has ended."""
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
 
 
 def run_and_kill(target: Path) -> None:

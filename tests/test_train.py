@@ -12,6 +12,7 @@ from cli import main
 from colorizer.checkpoint import load_model, read_checkpoint
 from colorizer.errors import ConfigError, DataError
 from colorizer.train import TrainConfig, TrainingDiverged, train
+from tests.faults import dead_pid
 from tests.train_helpers import make_dataset
 
 TINY = dict(arch="eccv16", batch_size=2, size=32, lr=1e-3, workers=0, device="cpu",
@@ -155,28 +156,6 @@ def test_cli_errors_are_one_line(dataset, tmp_path):
 # --- faults: outputs, stale temporary files, damaged logs, configs -----------------------
 
 
-@pytest.fixture
-def umask_022():
-    import os
-
-    from manifests import io as manifests_io
-
-    before = os.umask(0o022)
-    manifests_io._umask.cache_clear()
-    yield
-    os.umask(before)
-    manifests_io._umask.cache_clear()
-
-
-def _dead_pid() -> int:
-    import subprocess
-    import sys
-
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
 def test_outputs_are_readable_by_others_and_killed_runs_temp_files_are_swept(
     dataset, tmp_path, umask_022
 ):
@@ -189,7 +168,7 @@ def test_outputs_are_readable_by_others_and_killed_runs_temp_files_are_swept(
     for path in (out / "last.pt", out / "metrics.jsonl", out / "config.json",
                  out / "val" / "step_0000002.png"):
         assert path.stat().st_mode & 0o777 == 0o644, path
-    gone = _dead_pid()
+    gone = dead_pid()
     orphans = [out / f".last.pt.tmp-{gone}",  # what the earlier version's kill -9 left
                out / f".last.pt.k2j4h5l6.{_host()}-{gone}.tmp",  # this version's names
                out / "val" / f".step_0000004.png.a1b2c3d4.{_host()}-{gone}.tmp"]
