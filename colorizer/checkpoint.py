@@ -116,6 +116,9 @@ def import_released(source: str | Path, out: str | Path) -> Path:
     """Write Zhang et al.'s released weights (`source`) as a filmcolor checkpoint at `out`,
     with their provenance and decoding temperature; the file is checked first (bins, keys,
     shapes: the model is built and loaded), so nothing is written for a wrong file."""
+    if not Path(source).is_file():
+        raise WeightsError(f"weights file not found: {source}; give Zhang et al.'s "
+                           f"{released.RELEASE_FILE}")
     payload = read_checkpoint(source)
     if "provenance" not in payload:
         raise WeightsError(f"{source} is already a filmcolor checkpoint; use it as it is")
