@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from colorizer.errors import InputError
-from colorizer.metrics import ab_accuracy, ab_thresholds, auc_ab, colorfulness, psnr
+from colorizer.metrics import (
+    ab_accuracy,
+    ab_thresholds,
+    auc_ab,
+    ciede2000,
+    colorfulness,
+    delta_e_2000,
+    psnr,
+)
 
 
 def test_psnr_matches_formula_and_is_per_image():
@@ -75,3 +83,41 @@ def test_shape_errors_are_input_errors():
         auc_ab(torch.rand(1, 3, 4, 4), torch.rand(1, 3, 4, 4))
     with pytest.raises(InputError):
         colorfulness(torch.rand(3, 4, 4))
+
+
+# Sharma, Wu, Dalal (2005), "The CIEDE2000 color-difference formula": published test pairs.
+SHARMA_PAIRS = [
+    ((50.0, 2.6772, -79.7751), (50.0, 0.0, -82.7485), 2.0425),
+    ((50.0, -1.3802, -84.2814), (50.0, 0.0, -82.7485), 1.0000),
+    ((50.0, 0.0, 0.0), (50.0, -1.0, 2.0), 2.3669),
+    ((50.0, 2.49, -0.001), (50.0, -2.49, 0.0011), 7.2195),  # hue across 180 degrees
+    ((60.2574, -34.0099, 36.2677), (60.4626, -34.1751, 39.4387), 1.2644),
+    ((90.8027, -2.0831, 1.441), (91.1528, -1.6435, 0.0447), 1.4441),
+    ((2.0776, 0.0795, -1.135), (0.9033, -0.0636, -0.5514), 0.9082),
+]
+
+
+@pytest.mark.parametrize(("lab1", "lab2", "expected"), SHARMA_PAIRS)
+def test_ciede2000_matches_the_published_pairs(lab1, lab2, expected) -> None:
+    a = torch.tensor(lab1, dtype=torch.float64).view(1, 3, 1, 1)
+    b = torch.tensor(lab2, dtype=torch.float64).view(1, 3, 1, 1)
+    assert delta_e_2000(a, b).item() == pytest.approx(expected, abs=1e-4)
+    assert delta_e_2000(b, a).item() == pytest.approx(expected, abs=1e-4)  # symmetric
+
+
+def test_ciede2000_matches_scikit_image_on_real_photos() -> None:
+    from skimage import color
+    from skimage import data as skdata
+
+    first = color.rgb2lab(skdata.astronaut()[:64, :64] / 255.0)
+    second = color.rgb2lab(skdata.coffee()[:64, :64] / 255.0)
+    reference = color.deltaE_ciede2000(first, second)  # (64, 64)
+
+    def batch(lab: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(lab).permute(2, 0, 1)[None]
+
+    ours = delta_e_2000(batch(first), batch(second))[0].numpy()
+    assert np.abs(ours - reference).max() < 1e-9
+    mean = ciede2000(batch(first).float(), batch(second).float())
+    assert mean.shape == (1,) and mean.item() == pytest.approx(reference.mean(), rel=1e-5)
+    assert ciede2000(batch(first).float(), batch(first).float()).item() == 0.0
