@@ -76,7 +76,7 @@ def os_error_line(exc: OSError) -> str:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option("0.1.0", prog_name="filmcolor")
+@click.version_option(package_name="filmcolor", prog_name="filmcolor")
 def main() -> None:
     """Turn colour films into colorization training data, and train the colorizer on it."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
@@ -539,7 +539,8 @@ def finetune_vgg(data: Path, vgg_weights: Path, out: Path, quiet: bool, **opts: 
                    "fine-tuning, e.g. on film frames after a base run on images.")
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Continue the run in this folder exactly where it stopped (its config; "
-                   "--steps, --workers, --device, --save-every, --val-every may change).")
+                   "--steps, --workers, --device, --save-every, --val-every, --compile, --data "
+                   "may change).")
 @click.option("--vgg-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="chen: VGG-16 weights, torchvision's vgg16-397923af.pth or a grey VGG from "
                    "finetune-vgg.")

@@ -2,8 +2,8 @@
 
 PySceneDetect never opens the film: :class:`ShotDetector` is fed the downscaled RGB frames
 of the one decode (``push``) and hands them, as BGR, to PySceneDetect detector objects
-through their ``process_frame`` API. (The pipeline reaches ``scenedetect`` only through this
-module; the benchmark also runs its CLI.)
+through their ``process_frame`` API. (In filmdata, only this module imports
+``scenedetect``; colorize's film smoothing and the benchmark use it on their own.)
 
 Detectors (``ShotConfig.detector``):
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.metadata
 import json
 import os
 import tempfile
@@ -35,7 +36,16 @@ from manifests.schema import (
 )
 from manifests.temps import temp_suffix
 
-TOOL_VERSION = "0.1.0"
+
+def _tool_version() -> str:
+    """filmcolor's version, from the installed package's metadata (pyproject.toml)."""
+    try:
+        return importlib.metadata.version("filmcolor")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout never installed
+        return "0+unknown"
+
+
+TOOL_VERSION = _tool_version()
 
 
 @functools.cache
