@@ -180,12 +180,15 @@ def downsample_ab(ab: torch.Tensor, factor: int = 4) -> torch.Tensor:
 
 
 def soft_cross_entropy(
-    logits: torch.Tensor, targets: SoftTargets, pixel_weight: torch.Tensor | None = None
+    logits: torch.Tensor,
+    targets: SoftTargets,
+    pixel_weight: torch.Tensor | None = None,
+    per_image: bool = False,
 ) -> torch.Tensor:
     """Mean over pixels of -sum_q Z_q log softmax(logits)_q (Zhang's multinomial loss).
 
     logits: (B, 313, h, w); targets: sparse, same h, w; pixel_weight: optional (B, h, w)
-    class-rebalancing weights. Returns a float32 scalar.
+    class-rebalancing weights. Returns a float32 scalar, or (B,) with ``per_image``.
     """
     if logits.shape[0] != targets.index.shape[0] or logits.shape[2:] != targets.index.shape[2:]:
         raise InputError(
@@ -196,7 +199,7 @@ def soft_cross_entropy(
     nll = -(logp.gather(1, targets.index) * targets.weight).sum(1)  # (B, h, w)
     if pixel_weight is not None:
         nll = nll * pixel_weight
-    return nll.mean()
+    return nll.flatten(1).mean(1) if per_image else nll.mean()
 
 
 def annealed_mean(logits: torch.Tensor, temperature: float = DEFAULT_TEMPERATURE) -> torch.Tensor:

@@ -37,6 +37,7 @@ import torch
 from colorizer.errors import ConfigError, DataError
 from colorizer.lab import rgb_to_lab
 from colorizer.metrics import auc_ab, ciede2000, colorfulness, psnr
+from manifests import kept_frames
 
 METRICS = ("psnr", "auc", "colourfulness", "ciede2000")
 METRIC_LABELS = {"psnr": "PSNR dB", "auc": "AuC", "colourfulness": "colourful.",
@@ -139,7 +140,7 @@ def _dataset_paths(data: Path, split: str) -> list[Path]:
     from manifests import load_frames
 
     frames, root = load_frames(data)
-    kept = frames[(frames["status"] == "kept") & frames["image_path"].notna()]
+    kept = kept_frames(frames)
     if split != "all":
         if "split" not in kept.columns or kept["split"].isna().all():
             raise DataError(f"{data} has no train/val/test split; run build-dataset on it, or "

@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, d
 
 from colorizer.errors import DataError
 from colorizer.images import read_rgb
+from manifests import kept_frames
 
 NEEDED_COLUMNS = ("frame_id", "image_path", "status", "split")
 _SHOW_MISSING = 5  # missing files named in the error message
@@ -57,7 +58,7 @@ def load_splits(frames: pd.DataFrame, root: Path, source: str = "the manifest") 
             f"{source} lacks the column(s) {', '.join(missing_cols)}; build the dataset with "
             "`python cli.py build-dataset` (it sets the train/val/test split)"
         )
-    kept = frames[(frames["status"] == "kept") & frames["image_path"].notna()]
+    kept = kept_frames(frames)
     kept = kept[kept["split"].isin(["train", "val"])]
     if not (kept["split"] == "train").any():
         splits = frames.loc[frames["status"] == "kept", "split"].value_counts(dropna=False)

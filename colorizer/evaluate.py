@@ -51,12 +51,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from colorizer.bins import annealed_mean, downsample_ab, soft_encode
+from colorizer.bins import annealed_mean, downsample_ab, soft_cross_entropy, soft_encode
 from colorizer.colorize import Colorizer, lab_to_rgb_in_gamut
 from colorizer.errors import ColorizerError, ConfigError, DataError
 from colorizer.fields import check_fields
 from colorizer.lab import rgb_to_lab
 from colorizer.metrics import auc_ab, ciede2000, colorfulness, psnr
+from manifests import kept_frames
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +185,7 @@ def _rows(frames: pd.DataFrame, split: str, source: str) -> pd.DataFrame:
     for col in ("status", "image_path"):
         if col not in frames.columns:
             raise DataError(f"{source} lacks the column {col!r}; is it a filmcolor manifest?")
-    kept = frames[(frames["status"] == "kept") & frames["image_path"].notna()]
+    kept = kept_frames(frames)
     if split == "all":
         return kept
     if "split" not in frames.columns or kept["split"].isna().all():
@@ -273,9 +274,7 @@ def score_images(L: torch.Tensor, ab_pred: torch.Tensor, rgb: torch.Tensor,
 def per_image_cross_entropy(logits: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     """(B,) Zhang's loss per image: logits (B, 313, h, w), full-size ground-truth ab."""
     targets = soft_encode(downsample_ab(ab.float(), ab.shape[-1] // logits.shape[-1]))
-    logp = F.log_softmax(logits.float(), dim=1)
-    nll = -(logp.gather(1, targets.index) * targets.weight).sum(1)  # (B, h, w)
-    return nll.flatten(1).mean(1)
+    return soft_cross_entropy(logits, targets, per_image=True)
 
 
 def evaluate(cfg: EvalConfig, colorizer: Colorizer | None = None) -> EvalReport:
@@ -295,7 +294,7 @@ def evaluate(cfg: EvalConfig, colorizer: Colorizer | None = None) -> EvalReport:
     resize = colorizer.work_size if cfg.resize is None else cfg.resize
 
     # Mean-colour baseline: train frames when there are any, else the evaluated ones.
-    kept = frames[(frames["status"] == "kept") & frames["image_path"].notna()]
+    kept = kept_frames(frames)
     train = kept[kept["split"] == "train"] if "split" in kept.columns else kept.iloc[:0]
     if len(train) and cfg.split != "train":
         mean_paths = [Path(root) / str(p) for p in train["image_path"]]

@@ -41,6 +41,7 @@ from colorizer.weights import (
     load_vgg_weights,
     read_grey_vgg_file,
 )
+from manifests import kept_frames
 
 # Options that must match when a run is resumed (the others may change between runs).
 _RESUME_MUST_MATCH = ("batch_size", "size", "lr", "seed", "method")
@@ -96,7 +97,7 @@ def kept_image_paths(frames: pd.DataFrame, root: Path) -> list[Path]:
     missing = {"image_path", "status"} - set(frames.columns)
     if missing:
         raise DataError(f"the frames manifest lacks the column(s) {', '.join(sorted(missing))}")
-    kept = frames.loc[(frames["status"] == "kept") & frames["image_path"].notna(), "image_path"]
+    kept = kept_frames(frames)["image_path"]
     base = Path(root).absolute()
     return [base / str(p) for p in kept]
 

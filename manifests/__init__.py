@@ -4,6 +4,7 @@ from manifests import layout
 from manifests.errors import ManifestError, ManifestNotFoundError, SchemaError
 from manifests.io import (
     atomic_path,
+    kept_frames,
     load_frames,
     made_with,
     read_frames,
@@ -23,6 +24,7 @@ __all__ = [
     "SchemaError",
     "atomic_path",
     "is_stale_temp",
+    "kept_frames",
     "layout",
     "load_frames",
     "made_with",

@@ -127,6 +127,12 @@ def write_table(
     return path
 
 
+def kept_frames(frames: pd.DataFrame) -> pd.DataFrame:
+    """The rows a model learns from or is scored on: status ``kept`` with a written image.
+    (Callers check the columns first, with their own advice.)"""
+    return frames[(frames["status"] == "kept") & frames["image_path"].notna()]
+
+
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The decoded key-value metadata of a manifest: schema_version, tool_version, kind,
     config and info (the latter two as dicts)."""
