@@ -122,6 +122,7 @@ def import_released(source: str | Path, out: str | Path) -> Path:
     payload = read_checkpoint(source)
     if "provenance" not in payload:
         raise WeightsError(f"{source} is already a filmcolor checkpoint; use it as it is")
+    payload["provenance"]["sha256"] = released.file_sha256(source)
     model = build_model(model_config_of(payload))
     _load_state(model, payload["model"], Path(source), "eccv16")
     out = Path(out)

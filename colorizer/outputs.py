@@ -24,7 +24,6 @@ import logging
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -144,11 +143,7 @@ def is_stale(path: Path, now: float | None = None, max_age_s: float = STALE_AFTE
         return True
     if not legacy and path.name != _LEGACY_UNOWNED:
         return False
-    try:
-        age = (time.time() if now is None else now) - path.lstat().st_mtime
-    except OSError:
-        return False
-    return age > max_age_s
+    return temps.untouched_for(path, max_age_s, now)
 
 
 def sweep_stale_temps(folder: str | os.PathLike[str], target: str | None = None) -> list[Path]:

@@ -112,13 +112,13 @@ def file_sha256(path: Path | str) -> str:
 
 
 def provenance(path: Path | str) -> dict[str, Any]:
-    """Where imported weights came from: kept inside the checkpoint made from them."""
+    """Where released weights came from. The SHA-256 (a full read of the file) is added
+    by `checkpoint.import_released` only, not on every load for colorizing."""
     path = Path(path)
     return {
         "kind": RELEASED_KIND,
         "source": str(path.resolve()),
         "name": path.name,
-        "sha256": file_sha256(path),
         "bytes": path.stat().st_size,
         "temperature_note": (
             f"T = {RELEASED_TEMPERATURE:g} reproduces Zhang et al.'s PyTorch forward; "

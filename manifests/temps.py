@@ -66,11 +66,16 @@ def is_stale_temp(path: Path, now: float | None = None,
         return False
     if owned and owned["host"] == _host() and not process_alive(int(owned["pid"])):
         return True
+    return untouched_for(path, max_age_s, now)
+
+
+def untouched_for(path: Path, seconds: float, now: float | None = None) -> bool:
+    """Whether `path` was last modified more than `seconds` ago (False if it is gone)."""
     try:
         age = (time.time() if now is None else now) - path.lstat().st_mtime
     except OSError:
         return False
-    return age > max_age_s
+    return age > seconds
 
 
 def sweep_stale_temps(
