@@ -710,7 +710,8 @@ def colorize_command(inputs: tuple[Path, ...], quiet: bool, **opts: Any) -> None
     and audio (copied unchanged) and are re-encoded with H.264. A bad input gives one
     error line and the others go on; the exit status is then 1.
     """
-    from colorizer.colorize import ColorizeConfig, colorize_paths
+    from colorizer.colorize import colorize_paths
+    from colorizer.colorize_config import ColorizeConfig
 
     cfg = ColorizeConfig(quiet=quiet, **opts)
     done = failed = 0

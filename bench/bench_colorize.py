@@ -26,8 +26,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from colorizer.checkpoint import save_checkpoint
-from colorizer.colorize import ColorizeConfig, Colorizer, colorize_paths
+from colorizer.colorize import colorize_paths
+from colorizer.colorize_config import ColorizeConfig
 from colorizer.model import ModelConfig, build_model
+from colorizer.predictor import Colorizer, work_shape
 from filmdata.synthetic import make_film, standard_plan
 
 
@@ -121,7 +123,6 @@ def main() -> None:
 
 
 def _work(h: int, w: int, work_size: int) -> tuple[int, int]:
-    from colorizer.colorize import work_shape
 
     return work_shape(h, w, work_size)
 

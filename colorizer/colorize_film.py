@@ -44,9 +44,10 @@ import cv2
 import numpy as np
 import torch
 
-from colorizer.colorize import ColorizeConfig, Colorizer, output_path, rgb_u8_to_L
+from colorizer.colorize_config import ColorizeConfig
 from colorizer.errors import InputError
-from colorizer.outputs import atomic_output
+from colorizer.outputs import atomic_output, output_path
+from colorizer.predictor import Colorizer
 
 log = logging.getLogger(__name__)
 
@@ -377,7 +378,7 @@ class _Transcoder:
         c = self.c
         with self.stages("colour"):
             arr = torch.from_numpy(np.stack([f for f, _, _ in batch]))
-            L = c.grey_to_L(arr) if self.grey else rgb_u8_to_L(arr.to(c.device))
+            L = c.grey_to_L(arr) if self.grey else c.rgb_to_L(arr)
         with self.stages("model"):
             ab = c.predict_ab(L)
         with self.stages("colour"):

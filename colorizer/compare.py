@@ -35,9 +35,11 @@ import pandas as pd
 import torch
 
 from colorizer.errors import ConfigError, DataError
-from colorizer.lab import rgb_to_lab
+from colorizer.images import read_image
+from colorizer.lab import lab_to_srgb_u8, rgb_to_lab, rgb_u8_to_L
 from colorizer.metrics import auc_ab, ciede2000, colorfulness, psnr
-from manifests import kept_frames
+from colorizer.predictor import Colorizer
+from manifests import kept_frames, layout
 
 METRICS = ("psnr", "auc", "colourfulness", "ciede2000")
 METRIC_LABELS = {"psnr": "PSNR dB", "auc": "AuC", "colourfulness": "colourful.",
@@ -125,8 +127,6 @@ def find_samples(cfg: CompareConfig) -> list[Sample]:
     paths = _spread(paths, cfg.limit)
     samples = []
     for path in paths:
-        from colorizer.colorize import read_image
-
         img = read_image(path)
         samples.append(Sample(path.name, img, has_truth=img.ndim == 3))
     return samples
@@ -152,18 +152,16 @@ def _dataset_paths(data: Path, split: str) -> list[Path]:
 
 
 def _image_paths(inputs: Sequence[Path]) -> list[Path]:
-    from colorizer.colorize import IMAGE_SUFFIXES
-
     paths: list[Path] = []
     for path in inputs:
         if path.is_dir():
             found = sorted(p for p in path.iterdir()
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                           if p.is_file() and p.suffix.lower() in layout.IMAGE_SUFFIXES)
             if not found:
                 raise DataError(f"{path} holds no image files (and no manifests/ folder)")
             paths += found
         elif path.is_file():
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
+            if path.suffix.lower() not in layout.IMAGE_SUFFIXES:
                 raise DataError(f"{path}: compare takes images or a dataset folder, not "
                                 f"{path.suffix or 'this file'}; extract frames from films first")
             paths.append(path)
@@ -184,8 +182,6 @@ def _spread(items: Sequence[Path], n: int) -> list[Path]:
 
 def grey_of(sample: Sample) -> np.ndarray:
     """(H, W, 3) uint8: the L channel alone (ab = 0), as the network sees the input."""
-    from colorizer.colorize import lab_to_srgb_u8, rgb_u8_to_L
-
     if sample.rgb.ndim == 2:
         return np.repeat(sample.rgb[:, :, None], 3, axis=2)
     L = rgb_u8_to_L(torch.from_numpy(np.ascontiguousarray(sample.rgb))[None])
@@ -212,8 +208,6 @@ def score(pred: np.ndarray, truth: np.ndarray | None) -> dict[str, float]:
 def compare(cfg: CompareConfig) -> CompareResult:
     """Colorize the images with every model, score them, write the page and sheets."""
     from tqdm import tqdm
-
-    from colorizer.colorize import Colorizer
 
     samples = find_samples(cfg)
     if not samples:

@@ -18,7 +18,7 @@ Metrics, one value per image, averaged over the images (the metric functions are
   distribution, so their cross-entropy is NaN (a one-hot "grey" distribution would score
   infinity on any coloured pixel, which says nothing useful).
 - ``psnr``: dB, on sRGB in [0, 1] (peak 1) of the composed image (true L + predicted ab,
-  Lab -> sRGB with the gamut mapping of `colorizer.colorize`) against the original.
+  Lab -> sRGB with the gamut mapping of `colorizer.lab`) against the original.
 - ``ssim``: structural similarity on sRGB in [0, 1], each of R, G, B separately and
   averaged: Gaussian window of 11 taps, sigma 1.5, K1 = 0.01, K2 = 0.03, data range 1, mean
   over the valid area (the image minus 5 pixels on each side). Equal to scikit-image's
@@ -52,11 +52,11 @@ import torch
 import torch.nn.functional as F
 
 from colorizer.bins import annealed_mean, downsample_ab, soft_cross_entropy, soft_encode
-from colorizer.colorize import Colorizer, lab_to_rgb_in_gamut
 from colorizer.errors import ColorizerError, ConfigError, DataError
 from colorizer.fields import check_fields
-from colorizer.lab import rgb_to_lab
+from colorizer.lab import lab_to_rgb_in_gamut, rgb_to_lab
 from colorizer.metrics import auc_ab, ciede2000, colorfulness, psnr
+from colorizer.predictor import Colorizer
 from manifests import kept_frames
 
 log = logging.getLogger(__name__)

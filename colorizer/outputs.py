@@ -168,3 +168,13 @@ __all__ = [
     "write_bytes",
     "write_text",
 ]
+
+
+def output_path(out: Path, source: Path, suffix: str, taken: set[Path]) -> Path:
+    """OUT/<stem>_color<suffix>; a second input of the same stem in one run gets its own
+    extension in the name (<stem>_<ext>_color<suffix>) instead of overwriting the first."""
+    target = out / f"{source.stem}_color{suffix}"
+    if target in taken:
+        target = out / f"{source.stem}_{source.suffix.lstrip('.').lower()}_color{suffix}"
+    taken.add(target)
+    return target

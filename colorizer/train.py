@@ -52,6 +52,7 @@ from colorizer.dataset import (
     load_splits,
     make_loader,
 )
+from colorizer.device import resolve_device
 from colorizer.errors import ColorizerError, ConfigError, DataError, WeightsError
 from colorizer.fields import check_fields
 from colorizer.lab import join_lab, lab_to_rgb, rgb_to_lab, split_lab
@@ -65,7 +66,6 @@ from colorizer.outputs import (
     write_text,
 )
 from colorizer.rebalance import RebalanceConfig, class_weights, pixel_weights, prior_from_paths
-from colorizer.vgg_finetune import resolve_device
 from colorizer.weights import load_eccv16_weights, load_vgg_weights
 
 

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from colorizer.dataset import random_crop
+from colorizer.device import resolve_device
 from colorizer.errors import ConfigError, DataError, WeightsError
 from colorizer.images import read_rgb
 from colorizer.lab import rgb_to_lab
@@ -42,7 +43,6 @@ from colorizer.vgg_finetune import (
     config_record,
     load_resumable,
     prepare_output,
-    resolve_device,
     run_steps,
 )
 from colorizer.weights import (
@@ -53,8 +53,8 @@ from colorizer.weights import (
     read_weights_file,
     tensor_dict,
 )
+from manifests import layout
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 IMAGENET_CLASSES = 1000
 
 
@@ -81,7 +81,7 @@ def read_class_folder(root: Path | str) -> ClassFolder:
     samples = []
     for k, name in enumerate(classes):
         files = sorted(p for p in (root / name).iterdir()
-                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                       if p.is_file() and p.suffix.lower() in layout.IMAGE_SUFFIXES)
         samples += [(p, k) for p in files]
     empty = [c for k, c in enumerate(classes) if not any(label == k for _, label in samples)]
     if empty:

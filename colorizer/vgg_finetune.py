@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from colorizer.dataset import random_crop
+from colorizer.device import resolve_device
 from colorizer.errors import ConfigError, DataError, WeightsError
 from colorizer.fields import check_fields
 from colorizer.images import read_rgb
@@ -100,19 +101,6 @@ def kept_image_paths(frames: pd.DataFrame, root: Path) -> list[Path]:
     kept = kept_frames(frames)["image_path"]
     base = Path(root).absolute()
     return [base / str(p) for p in kept]
-
-
-def resolve_device(name: str) -> torch.device:
-    """ "auto" -> CUDA if available else CPU; anything else must name a usable device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"unknown device {name!r}; use auto, cpu or cuda[:N]") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for, but this machine has no usable CUDA GPU")
-    return device
 
 
 def feature_loss(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]) -> torch.Tensor:

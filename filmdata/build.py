@@ -60,10 +60,6 @@ from manifests.dataset import (
     write_dataset,
 )
 
-VIDEO_EXTENSIONS = frozenset({
-    ".mkv", ".mp4", ".m4v", ".mov", ".avi", ".mpg", ".mpeg", ".m2v", ".vob", ".ts", ".m2ts",
-    ".mts", ".webm", ".wmv", ".flv", ".ogv", ".dv", ".mxf",
-})
 ENGINES = ("local", "ray")
 
 
@@ -144,7 +140,7 @@ def resolve_inputs(
             files = sorted(_input_files(path, skip))
             invalid.extend(_broken_links(files))
             files = [p for p in files if p.exists()]
-            found = [p for p in files if p.suffix.lower() in VIDEO_EXTENSIONS]
+            found = [p for p in files if p.suffix.lower() in layout.FILM_SUFFIXES]
             images = [p for p in files if is_image(p)]
             if not found and not images:
                 raise FilmOpenError(f"{path}: folder holds no films and no images")

@@ -27,8 +27,6 @@ from filmdata.sampling import sharpness
 from filmdata.validate import check_fields, check_range
 from manifests import FRAME_SCHEMA, layout
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
-
 
 @dataclass(frozen=True)
 class ImageSetConfig:
@@ -44,7 +42,7 @@ class ImageSetConfig:
 
 
 def is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS
+    return path.suffix.lower() in layout.IMAGE_SUFFIXES
 
 
 def image_set_id(folder: Path, files: Sequence[Path], part: int | None = None) -> str:

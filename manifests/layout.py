@@ -19,6 +19,14 @@ IMAGES_DIR = "images"
 THUMBS_DIR = "thumbs"
 SHOTS_SUFFIX = ".shots.parquet"
 
+# The input files both halves take from a folder: films (build-dataset, colorize) and still
+# images (build-dataset, colorize, compare, VGG fine-tuning). Compared lower-cased.
+FILM_SUFFIXES = frozenset({
+    ".mkv", ".mp4", ".m4v", ".mov", ".avi", ".mpg", ".mpeg", ".m2v", ".vob", ".ts", ".m2ts",
+    ".mts", ".webm", ".wmv", ".flv", ".ogv", ".dv", ".mxf", ".3gp",
+})
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+
 
 def film_manifest(root: Path, film_id: str) -> Path:
     return root / FILMS_DIR / f"{film_id}.parquet"

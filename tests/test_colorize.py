@@ -15,15 +15,11 @@ from skimage import color
 from skimage import data as skdata
 
 from cli import main
-from colorizer.colorize import (
-    ColorizeConfig,
-    Colorizer,
-    colorize_paths,
-    lab_to_rgb_in_gamut,
-    work_shape,
-)
+from colorizer.colorize import colorize_paths
+from colorizer.colorize_config import ColorizeConfig
 from colorizer.colorize_film import AbSmoother
-from colorizer.lab import rgb_to_lab
+from colorizer.lab import lab_to_rgb_in_gamut, rgb_to_lab
+from colorizer.predictor import Colorizer, work_shape
 from filmdata.synthetic import make_film, standard_plan
 from tests.faults import dead_pid
 from tests.helpers_colorizer import make_checkpoint

@@ -11,9 +11,9 @@ import torch
 from torchvision.models.vgg import cfgs, make_layers
 
 from colorizer.checkpoint import read_checkpoint
-from colorizer.colorize import Colorizer
 from colorizer.errors import DataError
 from colorizer.evaluate import EvalConfig, evaluate
+from colorizer.predictor import Colorizer
 from colorizer.train import TrainConfig, settle_config, train
 from colorizer.vgg_classify import finetune_classify, read_class_folder
 from colorizer.vgg_finetune import VggFinetuneConfig

@@ -16,8 +16,9 @@ import torch.nn.functional as F
 
 from colorizer.bins import ab_bins, annealed_mean
 from colorizer.checkpoint import import_released, load_model, read_checkpoint
-from colorizer.colorize import Colorizer, rgb_u8_to_L
 from colorizer.errors import WeightsError
+from colorizer.lab import rgb_u8_to_L
+from colorizer.predictor import Colorizer
 from colorizer.released import RELEASED_KIND, RELEASED_TEMPERATURE
 from tests.faults import run_cli, small_dataset
 from tests.helpers_colorizer import photos
