@@ -32,6 +32,7 @@ from filmdata.synthetic import (
     photo,
     standard_plan,
 )
+from shotdetect import DetectorError
 
 WIDTH = 256  # analysis width, pixels
 
@@ -216,7 +217,7 @@ def test_bad_settings_and_out_of_order_frames_are_refused() -> None:
     detector = ShotDetector(ShotConfig(), 24.0)
     frame = np.zeros((144, WIDTH, 3), np.uint8)
     detector.push(0, frame)
-    with pytest.raises(ShotDetectionError, match="in order"):
+    with pytest.raises(DetectorError, match="in order"):
         detector.push(2, frame)
 
 
