@@ -12,13 +12,9 @@ for bad input; it returns a failed `FilmResult` with the reason.
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import os
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 import manifests
+from engines import ENGINES
 from filmdata.config import ExtractConfig, settings_fingerprint
 from filmdata.errors import (
     ConfigError,
@@ -59,8 +56,6 @@ from manifests.dataset import (
     summarize,
     write_dataset,
 )
-
-ENGINES = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -302,48 +297,33 @@ def _run_images(task: Task, out_root: Path, cfg: BuildConfig, force: bool) -> Fi
 # -- engines ----------------------------------------------------------------------------
 
 
-def run_local(
-    tasks: Sequence[Task], out_root: Path, cfg: BuildConfig, *, force: bool, workers: int,
-    progress: bool,
+def run_tasks_on(
+    engine: str, tasks: Sequence[Task], out_root: Path, cfg: BuildConfig, *, force: bool,
+    workers: int, address: str | None, progress: bool,
 ) -> list[FilmResult]:
-    """Run tasks in a pool of `workers` processes (in this process when 1)."""
+    """Run the tasks on `engines` (a local process pool, or Ray), in task order. With more
+    than one task at a time, each film is decoded on one thread (`one_decode_thread`)."""
+    from engines import EngineError, run_tasks
+
+    if engine == "ray" or (workers > 1 and len(tasks) > 1):
+        cfg = one_decode_thread(cfg)
+
+    def lost(i: int, reason: str) -> FilmResult:
+        return FilmResult(tasks[i].path, None, "failed", error=reason)
+
+    calls = [(task, str(out_root), cfg, force) for task in tasks]
+    results: dict[int, FilmResult] = {}
     bar = _progress(len(tasks), progress)
-    if workers <= 1 or len(tasks) <= 1:
-        results = []
-        for task in tasks:
-            results.append(run_task(task, str(out_root), cfg, force))
+    try:
+        for i, result in run_tasks(run_task, calls, on_lost=lost, engine=engine,
+                                   workers=workers, address=address):
+            results[i] = result
             bar.update()
+    except EngineError as exc:
+        raise ConfigError(str(exc)) from None
+    finally:
         bar.close()
-        return results
-    cfg = one_decode_thread(cfg)
-    results_by_task: dict[int, FilmResult] = {}
-    context = multiprocessing.get_context("spawn")  # no forked decoder or BLAS threads
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                             initializer=_init_worker, initargs=(os.getpid(),)) as pool:
-        futures: dict[Future[FilmResult], int] = {
-            pool.submit(run_task, task, str(out_root), cfg, force): i
-            for i, task in enumerate(tasks)
-        }
-        try:
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    i = futures[future]
-                    try:
-                        results_by_task[i] = future.result()
-                    except BrokenProcessPool:
-                        results_by_task[i] = FilmResult(
-                            tasks[i].path, None, "failed",
-                            error="worker process died (out of memory?); rerun to retry",
-                        )
-                    bar.update()
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        finally:
-            bar.close()
-    return [results_by_task[i] for i in range(len(tasks))]
+    return [results[i] for i in range(len(tasks))]
 
 
 def one_decode_thread(cfg: BuildConfig) -> BuildConfig:
@@ -353,68 +333,6 @@ def one_decode_thread(cfg: BuildConfig) -> BuildConfig:
     decode = dataclasses.replace(cfg.extract.decode, thread_type="NONE", threads=1)
     extract = dataclasses.replace(cfg.extract, decode=decode)
     return dataclasses.replace(cfg, extract=extract)
-
-
-def _init_worker(parent_pid: int) -> None:
-    """Pool worker initializer: one film per core, so OpenCV gets one thread; and the
-    worker ends when the build process is gone (killed), instead of finishing its film
-    for nobody and idling forever."""
-    import cv2
-
-    cv2.setNumThreads(1)
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
-def run_ray(
-    tasks: Sequence[Task], out_root: Path, cfg: BuildConfig, *, force: bool,
-    workers: int, address: str | None, progress: bool,
-) -> list[FilmResult]:
-    """Run the same tasks on a Ray cluster (`address`, RAY_ADDRESS, or a local Ray with
-    `workers` CPUs). Every node must see `out_root` and the inputs at the same paths."""
-    try:
-        import ray
-    except ImportError as exc:
-        raise ConfigError("--engine ray needs Ray: pip install 'filmcolor[ray]'") from exc
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    init: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False,
-                            "include_dashboard": False}
-    if address is None:  # a local Ray: make this checkout importable by its workers
-        project = str(Path(__file__).resolve().parents[1])
-        init |= {"num_cpus": workers,
-                 "runtime_env": {"env_vars": {"PYTHONPATH": project}}}
-    else:
-        init["address"] = address
-    started_here = not ray.is_initialized()
-    ray.init(**init)
-    try:
-        remote = ray.remote(num_cpus=1, max_retries=1)(run_task)
-        cfg = one_decode_thread(cfg)  # one CPU per task
-        refs = [remote.remote(task, str(out_root), cfg, force) for task in tasks]
-        index = {ref: i for i, ref in enumerate(refs)}
-        results: dict[int, FilmResult] = {}
-        bar = _progress(len(tasks), progress)
-        pending = list(refs)
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            for ref in done:
-                i = index[ref]
-                try:
-                    results[i] = ray.get(ref)
-                except ray.exceptions.RayError as exc:
-                    results[i] = FilmResult(tasks[i].path, None, "failed",
-                                            error=f"ray task failed: {exc}")
-                bar.update()
-        bar.close()
-        return [results[i] for i in range(len(tasks))]
-    finally:
-        if started_here:
-            ray.shutdown()
 
 
 def _progress(total: int, enabled: bool) -> Any:
@@ -440,17 +358,13 @@ def build_dataset(
 ) -> BuildReport:
     cfg = cfg or BuildConfig()
     if engine not in ENGINES:
-        raise ConfigError(f"--engine {engine!r}: choose one of {ENGINES}")
+        raise ConfigError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}")
     out_root = Path(out_root)
     workers = workers or os.cpu_count() or 1
     tasks, sources = resolve_inputs(inputs, cfg.images_per_task, out_root=out_root)
     _prepare_root(out_root)
-    if engine == "ray":
-        results = run_ray(tasks, out_root, cfg, force=force, workers=workers, address=address,
-                          progress=progress)
-    else:
-        results = run_local(tasks, out_root, cfg, force=force, workers=workers,
-                            progress=progress)
+    results = run_tasks_on(engine, tasks, out_root, cfg, force=force, workers=workers,
+                           address=address, progress=progress)
     done = [Path(r.manifest) for r in results if r.status != "failed" and r.manifest]
     dataset = None
     frames = pd.DataFrame(columns=FRAME_SCHEMA.names)
