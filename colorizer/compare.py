@@ -2,10 +2,10 @@
 
 For each image: the grey input, each model's colorization (every model at its own
 temperature and working size, as `colorize` would run it) and the ground truth when the
-image is in colour. Under each: PSNR (dB, sRGB), AuC of the ab error, colourfulness and
+image is in colour. Under each: PSNR (dB, sRGB), AuC of the ab error, colorfulness and
 CIEDE2000 to the truth, computed on the full-resolution result by `colorizer.metrics` (the
 functions validation and `evaluate` use). Black-and-white inputs have no truth: they show
-grey and each model, with colourfulness only.
+grey and each model, with colorfulness only.
 
 Outputs in OUT:
 
@@ -41,10 +41,10 @@ from colorizer.metrics import auc_ab, ciede2000, colorfulness, psnr
 from colorizer.predictor import Colorizer
 from manifests import kept_frames, layout
 
-METRICS = ("psnr", "auc", "colourfulness", "ciede2000")
-METRIC_LABELS = {"psnr": "PSNR dB", "auc": "AuC", "colourfulness": "colourful.",
+METRICS = ("psnr", "auc", "colorfulness", "ciede2000")
+METRIC_LABELS = {"psnr": "PSNR dB", "auc": "AuC", "colorfulness": "colorful.",
                  "ciede2000": "ΔE00"}
-HIGHER_IS_BETTER = {"psnr": True, "auc": True, "colourfulness": True, "ciede2000": False}
+HIGHER_IS_BETTER = {"psnr": True, "auc": True, "colorfulness": True, "ciede2000": False}
 
 
 @dataclass(frozen=True)
@@ -192,7 +192,7 @@ def grey_of(sample: Sample) -> np.ndarray:
 def score(pred: np.ndarray, truth: np.ndarray | None) -> dict[str, float]:
     """The metrics of one (H, W, 3) uint8 result; those needing a truth are NaN without one."""
     p = torch.from_numpy(pred).permute(2, 0, 1)[None].float() / 255.0
-    out = {"colourfulness": float(colorfulness(p)[0])}
+    out = {"colorfulness": float(colorfulness(p)[0])}
     if truth is None:
         return {**dict.fromkeys(("psnr", "auc", "ciede2000"), math.nan), **out}
     t = torch.from_numpy(truth).permute(2, 0, 1)[None].float() / 255.0
@@ -323,7 +323,7 @@ def _caption(metrics: dict[str, float]) -> list[str]:
             return ""
         return f"{METRIC_LABELS[key]} {v:.3f}" if key == "auc" else f"{METRIC_LABELS[key]} {v:.1f}"
 
-    pairs = [fmt("psnr"), fmt("auc")], [fmt("ciede2000"), fmt("colourfulness")]
+    pairs = [fmt("psnr"), fmt("auc")], [fmt("ciede2000"), fmt("colorfulness")]
     return ["  ".join(p for p in pair if p) for pair in pairs]
 
 
@@ -459,7 +459,7 @@ td, th {{ padding: 4px; vertical-align: top; text-align: left; }}
 <ul>{model_info}</ul>
 <table id="means"><tr><th>model</th><th>images</th>{metric_heads}</tr>{mean_rows}</table>
 <p>PSNR and AuC: higher is better; ΔE00 (CIEDE2000 to the original): lower is better;
-colourfulness: closer to the ground truth's is better.</p>
+colorfulness: closer to the ground truth's is better.</p>
 <p><label>sort by <select id="sort">{options}</select></label>
 <label><input type="checkbox" id="desc" checked> largest first</label></p>
 <table id="images"><thead><tr><th>image</th>{head_cells}</tr></thead>

@@ -29,7 +29,7 @@ Metrics, one value per image, averaged over the images (the metric functions are
   threshold 0, 1, ..., 150, normalised to [0, 1] (Zhang et al.'s AuC).
 - ``ciede2000``: the mean CIEDE2000 colour difference (Sharma et al. 2005) between the
   composed image and the original, per pixel in Lab; NaN for the ground-truth row.
-- ``colourfulness``: Hasler and Suesstrunk's colourfulness of the composed sRGB image
+- ``colorfulness``: Hasler and Suesstrunk's colorfulness of the composed sRGB image
   (0-255 scale); a ``ground truth`` row gives the originals' value for comparison.
 
 Training's validation scores its fixed crops with the same function (`score_images`), so
@@ -64,7 +64,7 @@ log = logging.getLogger(__name__)
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 COLUMNS = ("method", "temperature", "cross_entropy", "psnr", "ssim", "auc", "ciede2000",
-           "colourfulness")
+           "colorfulness")
 
 
 @dataclass(frozen=True)
@@ -266,7 +266,7 @@ def score_images(L: torch.Tensor, ab_pred: torch.Tensor, rgb: torch.Tensor,
         "ssim": ssim(rgb_pred, rgb),
         "auc": auc_ab(ab_pred, ab),
         "ciede2000": ciede2000(rgb_to_lab(rgb_pred), rgb_to_lab(rgb)),
-        "colourfulness": colorfulness(rgb_pred),
+        "colorfulness": colorfulness(rgb_pred),
     }
     return scores, rgb_pred
 
@@ -360,7 +360,7 @@ def _evaluate_batch(colorizer: Colorizer, crops: torch.Tensor, paths: list[Path]
     const = const.expand_as(ab).contiguous()
     results.append((n + 1, "mean colour", None, nan, score_images(L, const, rgb, ab)[0]))
     truth = {"psnr": nan, "ssim": nan, "auc": nan, "ciede2000": nan,
-             "colourfulness": colorfulness(rgb)}
+             "colorfulness": colorfulness(rgb)}
     results.append((n + 2, "ground truth", None, nan, truth))
 
     records = []

@@ -8,7 +8,7 @@ Every function returns one value per image, shape (B,), float32 on the input's d
 - ``ab_accuracy``: Zhang et al.'s raw accuracy curve: the fraction of pixels whose ab error
   (Euclidean distance in ab) is within each threshold 0, 1, ..., 150.
 - ``auc_ab``: the area under that curve, normalised to [0, 1] (Zhang's "AuC").
-- ``colorfulness``: Hasler and Suesstrunk's (2003) colourfulness of sRGB images (0-255 scale).
+- ``colorfulness``: Hasler and Suesstrunk's (2003) colorfulness of sRGB images (0-255 scale).
 - ``ciede2000``: the mean CIEDE2000 colour difference of Lab images (Sharma et al. 2005).
 """
 
@@ -66,7 +66,7 @@ def auc_ab(
 
 
 def colorfulness(rgb: torch.Tensor) -> torch.Tensor:
-    """(B,) Hasler-Suesstrunk colourfulness of sRGB (B, 3, H, W) in [0, 1], on the 0-255 scale:
+    """(B,) Hasler-Suesstrunk colorfulness of sRGB (B, 3, H, W) in [0, 1], on the 0-255 scale:
     sqrt(std_rg^2 + std_yb^2) + 0.3 sqrt(mean_rg^2 + mean_yb^2), rg = R - G,
     yb = (R + G) / 2 - B."""
     if rgb.dim() != 4 or rgb.shape[1] != 3:

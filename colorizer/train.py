@@ -31,7 +31,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -249,6 +249,36 @@ def resume_config(saved: Mapping[str, Any], wanted: TrainConfig, given: set[str]
             )
         changes[name] = now
     return dataclasses.replace(base, **changes)
+
+
+def settle_train_config(
+    overrides: Mapping[str, Any],
+    file: str | os.PathLike[str] | None = None,
+    resume: str | os.PathLike[str] | None = None,
+) -> TrainConfig:
+    """The config of a `train` call from its command line: `overrides` (the options; None:
+    not given), an optional TOML `file`, and `resume`, the run folder to continue.
+
+    A new run: defaults < file < overrides, and it needs data and out. A resumed run: the
+    config saved in RESUME/last.pt, with what the file and the overrides give (only options
+    a resumed run may change, RESUME_MAY_CHANGE, may differ from the saved values); out
+    defaults to RESUME."""
+    overrides = dict(overrides)
+    if resume is not None and overrides.get("out") is None:
+        overrides["out"] = resume
+    given = {k for k, v in overrides.items() if v is not None}
+    if file is not None:
+        given |= set(read_config_file(file))
+    if resume is None:
+        cfg = settle_config(None, file, overrides)
+        if not cfg.data or not cfg.out:
+            raise ConfigError("give --data DATASET and --out RUN (or --resume RUN)")
+        return cfg
+    saved = read_checkpoint(Path(resume) / "last.pt").get("train_config", {})
+    if not saved:
+        raise ConfigError(f"{resume}/last.pt holds no training config; use --init instead")
+    wanted = settle_config(saved, file, overrides)
+    return resume_config(saved, wanted, given)
 
 
 @dataclass(frozen=True)
@@ -500,7 +530,7 @@ def validate(
         scores, pred = score_images(L, pred_ab, true, ab)
         for name in ("psnr", "ssim", "auc", "ciede2000"):
             sums[name] += scores[name].sum().item()
-        sums["colorfulness"] += scores["colourfulness"].sum().item()
+        sums["colorfulness"] += scores["colorfulness"].sum().item()
         sums["auc_grey"] += auc_ab(torch.zeros_like(ab), ab).sum().item()
         sums["colorfulness_true"] += colorfulness(true).sum().item()
         grey = lab_to_rgb(join_lab(L, torch.zeros_like(ab)))
@@ -593,6 +623,55 @@ def train(
             dist.destroy_process_group()
 
 
+# --- the run: setup, model and optimizer, the loop -----------------------------------
+
+
+@dataclass
+class _Run:
+    """What one training call works with, settled before its first step."""
+
+    cfg: TrainConfig
+    splits: Splits
+    ddp: _Dist
+    device: torch.device
+    start: int  # the step this call starts from (a resumed checkpoint's, else 0)
+    end: int  # the step it stops after (cfg.steps, or stop_after)
+    ckpt: dict[str, Any] | None  # the checkpoint a resumed run continues
+    log: _Log
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.out)
+
+    @property
+    def last(self) -> Path:
+        return self.out / "last.pt"
+
+
+@dataclass
+class _Trainee:
+    """The model and what trains it."""
+
+    model: torch.nn.Module  # the bare model: saved, validated
+    net: torch.nn.Module  # what the step calls: the model, DDP-wrapped and/or compiled
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    weights: torch.Tensor | None  # class-rebalancing weights (313,), on the device
+
+
+@dataclass
+class _Progress:
+    """The losses of this call, those not yet fetched from the device, the last validation
+    and checkpoint, and the clock of the images/s figure."""
+
+    losses: list[float]
+    pending: list[torch.Tensor]
+    val: dict[str, float]
+    saved_step: int
+    tick: float
+    tick_step: int
+
+
 def _run(
     cfg: TrainConfig,
     splits: Splits,
@@ -602,6 +681,53 @@ def _run(
     stop_after: int | None,
     quiet: bool,
 ) -> TrainResult:
+    """The training loop: set up, then step; log every log_every steps, validate every
+    val_every, save every save_every (and at the end)."""
+    run = _open_run(cfg, splits, ddp, device, resume, stop_after, quiet)
+    trainee = _build_trainee(run)
+    val_images = _validation_images(run)
+    loader = _make_run_loader(run)
+    step_fn = make_step(trainee.net, trainee.optimizer, trainee.scheduler, device, cfg,
+                        trainee.weights)
+    saved_val = run.ckpt.get("extra", {}).get("val", {}) if run.ckpt else {}
+    progress = _Progress(losses=[], pending=[], val=dict(saved_val), saved_step=run.start,
+                         tick=time.perf_counter(), tick_step=run.start)
+    bar = tqdm(
+        total=run.end, initial=run.start, desc="train", unit="step", dynamic_ncols=True,
+        disable=quiet or not ddp.main,
+    )  # fmt: skip
+    try:
+        for step, batch in enumerate(loader, start=run.start):
+            progress.pending.append(_take_step(run, step_fn, batch))
+            done = step + 1
+            bar.update(1)
+            save_now = done % cfg.save_every == 0 or done == run.end
+            val_now = bool(cfg.val_every) and (done % cfg.val_every == 0 or done == cfg.steps)
+            if done % cfg.log_every == 0 or save_now or val_now:
+                _log_losses(run, trainee, progress, done, bar)
+            if val_now and val_images is not None and len(val_images):
+                progress.val = _validate_and_log(run, trainee, val_images, done)
+            if save_now:
+                _save(run, trainee, done, progress.val)
+                progress.saved_step = done
+    finally:
+        bar.close()
+        run.log.close()
+    end = max(run.start, run.end)
+    return TrainResult(run.out, run.start, end, tuple(progress.losses), progress.val)
+
+
+def _open_run(
+    cfg: TrainConfig,
+    splits: Splits,
+    ddp: _Dist,
+    device: torch.device,
+    resume: bool,
+    stop_after: int | None,
+    quiet: bool,
+) -> _Run:
+    """Read the checkpoint a resumed run continues (on the same data), or refuse to start
+    over a run; prepare the run folder, the log and config.json (rank 0)."""
     out = Path(cfg.out)
     last = out / "last.pt"
     ckpt: dict[str, Any] | None = None
@@ -623,19 +749,17 @@ def _run(
     if ddp.main:
         text = json.dumps({**cfg.to_dict(), "world_size": ddp.world}, indent=1)
         write_text(out / "config.json", text + "\n")
+    return _Run(cfg, splits, ddp, device, start, end, ckpt, log)
 
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model_config)
-    if ckpt is None:
-        _load_init_weights(model, cfg, log)
-    else:
-        model.load_state_dict(ckpt["model"])
-    on_cuda = device.type == "cuda"
-    memory_format = torch.channels_last if on_cuda and cfg.channels_last else torch.preserve_format
-    model.to(device, memory_format=memory_format).train()
+
+def _build_trainee(run: _Run) -> _Trainee:
+    """The model (initial weights, or the checkpoint's), Adam and the LR schedule (restored
+    on resume, with the RNG states), the class weights; DDP / torch.compile around it."""
+    cfg, device, ckpt = run.cfg, run.device, run.ckpt
+    model = _build_model(run)
     params = [p for p in model.parameters() if p.requires_grad]
-    if ddp.main:
-        check_free_space(out, checkpoint_bytes(model, params), last.name)
+    if run.ddp.main:
+        check_free_space(run.out, checkpoint_bytes(model, params), run.last.name)
     optimizer = torch.optim.Adam(
         params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, fused=True
     )
@@ -645,125 +769,145 @@ def _run(
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         for group in optimizer.param_groups:  # steps may have changed: the schedule follows
-            group["lr"] = cfg.lr * _lr_factor(cfg)(start)
+            group["lr"] = cfg.lr * _lr_factor(cfg)(run.start)
         _set_rng_state(ckpt["rng"], device)
         weights = ckpt.get("extra", {}).get("rebalance_weights")
     elif cfg.rebalance:
-        weights = _rebalance_weights(cfg, splits)
+        weights = _rebalance_weights(cfg, run.splits)
     if weights is not None:
         weights = weights.to(device)
+    return _Trainee(model, _wrap_model(model, run), optimizer, scheduler, weights)
 
-    net: torch.nn.Module = model
-    if ddp.world > 1:
+
+def _build_model(run: _Run) -> torch.nn.Module:
+    """The seeded model with its initial (or resumed) weights, on the device, training."""
+    cfg, device = run.cfg, run.device
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model_config)
+    if run.ckpt is None:
+        _load_init_weights(model, cfg, run.log)
+    else:
+        model.load_state_dict(run.ckpt["model"])
+    channels_last = device.type == "cuda" and cfg.channels_last
+    memory_format = torch.channels_last if channels_last else torch.preserve_format
+    return model.to(device, memory_format=memory_format).train()
+
+
+def _wrap_model(model: torch.nn.Module, run: _Run) -> torch.nn.Module:
+    """DDP under torchrun, torch.compile on request."""
+    net = model
+    if run.ddp.world > 1:
+        on_cuda = run.device.type == "cuda"
         net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if on_cuda else None
+            model, device_ids=[run.device.index] if on_cuda else None
         )
-    if cfg.compile:
+    if run.cfg.compile:
         net = torch.compile(net)
+    return net
 
-    val_images = (
-        centre_crops(splits.val[: cfg.val_images], cfg.size, cfg.resize)
+
+def _validation_images(run: _Run) -> torch.Tensor | None:
+    """The fixed validation batch (rank 0, when validating), uint8 centre crops."""
+    cfg, ddp = run.cfg, run.ddp
+    images = (
+        centre_crops(run.splits.val[: cfg.val_images], cfg.size, cfg.resize)
         if ddp.main and cfg.val_every else None
     )
-    if ddp.main and cfg.val_every and not splits.val:
-        log.say("note: the dataset has no kept 'val' frames: no validation")
+    if ddp.main and cfg.val_every and not run.splits.val:
+        run.log.say("note: the dataset has no kept 'val' frames: no validation")
+    return images
 
-    def save(step: int, val: Mapping[str, float]) -> None:
-        if not ddp.main:
-            return
-        save_checkpoint(
-            last, model, cfg.model_config, step=step, train_config=cfg.to_dict(),
-            decode=cfg.decode,
-            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-            rng=_rng_state(device),
-            extra={
-                "manifest_fingerprint": splits.fingerprint,
-                "world_size": ddp.world,
-                "val": dict(val),
-                **({"rebalance_weights": weights.cpu()} if weights is not None else {}),
-            },
-        )  # fmt: skip
 
+def _make_run_loader(run: _Run) -> Iterable[torch.Tensor | str]:
+    """The batches of steps start..end of this process (a str: a worker's error message)."""
+    cfg, ddp = run.cfg, run.ddp
     sampler = StepBatchSampler(
-        len(splits.train), cfg.batch_size, cfg.seed, start, end, ddp.rank, ddp.world
+        len(run.splits.train), cfg.batch_size, cfg.seed, run.start, run.end, ddp.rank, ddp.world
     )
-    loader = make_loader(
-        CropDataset(splits.train, cfg.size, cfg.seed, cfg.resize), sampler, cfg.workers, on_cuda
-    )
-    step_fn = make_step(net, optimizer, scheduler, device, cfg, weights)
-    losses: list[float] = []
-    pending: list[torch.Tensor] = []
-    val: dict[str, float] = dict(ckpt.get("extra", {}).get("val", {})) if ckpt else {}
-    saved_step = start
-    tick, tick_step = time.perf_counter(), start
+    dataset = CropDataset(run.splits.train, cfg.size, cfg.seed, cfg.resize)
+    return make_loader(dataset, sampler, cfg.workers, run.device.type == "cuda")
 
-    def flush(step: int) -> None:
-        """Fetch the pending losses (one sync), check them, log."""
-        nonlocal tick, tick_step
-        if not pending:
-            return
-        values = torch.stack(pending).float()
-        pending.clear()
-        if ddp.world > 1:
-            dist.all_reduce(values)
-            values /= ddp.world
-        got = values.tolist()
-        bad = next((i for i, v in enumerate(got) if not math.isfinite(v)), None)
-        if bad is not None:
-            first = step - len(got) + bad + 1
-            kept = f"{last} (step {saved_step}) is kept" if saved_step else "nothing was saved"
-            raise TrainingDiverged(
-                f"the loss became {got[bad]} at step {first}; training stopped and {kept}. "
-                "Lower --lr, check the data, or --resume from that checkpoint"
-            )
-        losses.extend(got)
-        now = time.perf_counter()
-        rate = (step - tick_step) * cfg.batch_size * ddp.world / max(now - tick, 1e-9)
-        tick, tick_step = now, step
-        lr = optimizer.param_groups[0]["lr"]
-        log.record("train", step, {"loss": sum(got) / len(got), "lr": lr, "images_per_s": rate})
-        bar.set_postfix(loss=f"{got[-1]:.4f}", img_s=f"{rate:.1f}")
 
-    bar = tqdm(
-        total=end, initial=start, desc="train", unit="step", dynamic_ncols=True,
-        disable=quiet or not ddp.main,
-    )  # fmt: skip
+def _take_step(
+    run: _Run, step_fn: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor | str
+) -> torch.Tensor:
+    """One training step; its loss stays on the device. Unreadable data and CUDA out of
+    memory become one-line errors."""
+    if isinstance(batch, str):
+        raise DataError(batch)
+    cfg = run.cfg
     try:
-        step = start
-        for step, batch in enumerate(loader, start=start):
-            if isinstance(batch, str):
-                raise DataError(batch)
-            try:
-                loss = step_fn(batch)
-            except torch.cuda.OutOfMemoryError as exc:
-                raise TrainingResourceError(
-                    f"CUDA out of memory at --batch-size {cfg.batch_size} --size {cfg.size} "
-                    f"({cfg.arch}); lower --batch-size (or --size). {last} keeps the last "
-                    "checkpoint"
-                ) from exc
-            pending.append(loss.detach())
-            done = step + 1
-            bar.update(1)
-            save_now = done % cfg.save_every == 0 or done == end
-            val_now = bool(cfg.val_every) and (done % cfg.val_every == 0 or done == cfg.steps)
-            if done % cfg.log_every == 0 or save_now or val_now:
-                flush(done)
-            if val_now and val_images is not None and len(val_images):
-                val, grid = validate(model, val_images, device, cfg, weights)
-                log.record("val", done, val)
-                _write_png(out / "val" / f"step_{done:07d}.png", grid)
-                log.say(
-                    f"step {done}: val loss {val['loss']:.4f}, PSNR {val['psnr']:.2f} dB, "
-                    f"AuC {val['auc']:.4f} (grey {val['auc_grey']:.4f}), "
-                    f"colourfulness {val['colorfulness']:.1f} (true {val['colorfulness_true']:.1f})"
-                )
-            if save_now:
-                save(done, val)
-                saved_step = done
-    finally:
-        bar.close()
-        log.close()
-    return TrainResult(out, start, max(start, end), tuple(losses), val)
+        return step_fn(batch).detach()
+    except torch.cuda.OutOfMemoryError as exc:
+        raise TrainingResourceError(
+            f"CUDA out of memory at --batch-size {cfg.batch_size} --size {cfg.size} "
+            f"({cfg.arch}); lower --batch-size (or --size). {run.last} keeps the last "
+            "checkpoint"
+        ) from exc
+
+
+def _log_losses(run: _Run, trainee: _Trainee, progress: _Progress, step: int, bar: tqdm) -> None:
+    """Fetch the pending losses (one sync; the mean over ranks), stop on a NaN or infinite
+    one, record them (mean loss, lr, images/s) and show the last on the progress bar."""
+    if not progress.pending:
+        return
+    values = torch.stack(progress.pending).float()
+    progress.pending.clear()
+    if run.ddp.world > 1:
+        dist.all_reduce(values)
+        values /= run.ddp.world
+    got = values.tolist()
+    bad = next((i for i, v in enumerate(got) if not math.isfinite(v)), None)
+    if bad is not None:
+        first = step - len(got) + bad + 1
+        saved = progress.saved_step
+        kept = f"{run.last} (step {saved}) is kept" if saved else "nothing was saved"
+        raise TrainingDiverged(
+            f"the loss became {got[bad]} at step {first}; training stopped and {kept}. "
+            "Lower --lr, check the data, or --resume from that checkpoint"
+        )
+    progress.losses.extend(got)
+    now = time.perf_counter()
+    images = (step - progress.tick_step) * run.cfg.batch_size * run.ddp.world
+    rate = images / max(now - progress.tick, 1e-9)
+    progress.tick, progress.tick_step = now, step
+    lr = trainee.optimizer.param_groups[0]["lr"]
+    run.log.record("train", step, {"loss": sum(got) / len(got), "lr": lr, "images_per_s": rate})
+    bar.set_postfix(loss=f"{got[-1]:.4f}", img_s=f"{rate:.1f}")
+
+
+def _validate_and_log(
+    run: _Run, trainee: _Trainee, images: torch.Tensor, step: int
+) -> dict[str, float]:
+    """Validate, record the metrics, write the PNG grid, say one line."""
+    val, grid = validate(trainee.model, images, run.device, run.cfg, trainee.weights)
+    run.log.record("val", step, val)
+    _write_png(run.out / "val" / f"step_{step:07d}.png", grid)
+    run.log.say(
+        f"step {step}: val loss {val['loss']:.4f}, PSNR {val['psnr']:.2f} dB, "
+        f"AuC {val['auc']:.4f} (grey {val['auc_grey']:.4f}), "
+        f"colorfulness {val['colorfulness']:.1f} (true {val['colorfulness_true']:.1f})"
+    )
+    return val
+
+
+def _save(run: _Run, trainee: _Trainee, step: int, val: Mapping[str, float]) -> None:
+    """The checkpoint RUN/last.pt (rank 0): everything an exact resume needs."""
+    if not run.ddp.main:
+        return
+    cfg, weights = run.cfg, trainee.weights
+    save_checkpoint(
+        run.last, trainee.model, cfg.model_config, step=step, train_config=cfg.to_dict(),
+        decode=cfg.decode,
+        optimizer=trainee.optimizer.state_dict(), scheduler=trainee.scheduler.state_dict(),
+        rng=_rng_state(run.device),
+        extra={
+            "manifest_fingerprint": run.splits.fingerprint,
+            "world_size": run.ddp.world,
+            "val": dict(val),
+            **({"rebalance_weights": weights.cpu()} if weights is not None else {}),
+        },
+    )  # fmt: skip
 
 
 __all__ = [
@@ -775,6 +919,7 @@ __all__ = [
     "read_config_file",
     "resume_config",
     "settle_config",
+    "settle_train_config",
     "train",
     "validate",
 ]

@@ -43,6 +43,7 @@ from colorizer.vgg_finetune import (
     config_record,
     load_resumable,
     prepare_output,
+    refuse_to_overwrite,
     run_steps,
 )
 from colorizer.weights import (
@@ -201,8 +202,7 @@ def finetune_classify(cfg: VggFinetuneConfig, folder: ClassFolder) -> FinetuneRe
     from torch.utils.data import DataLoader
 
     out = Path(cfg.out)
-    if out.exists() and not cfg.resume:
-        raise ConfigError(f"{out} exists; pass --resume to continue that run, or another --out")
+    refuse_to_overwrite(cfg)
     device = resolve_device(cfg.device)
     prepare_output(out)
     weights = tensor_dict(read_weights_file(cfg.vgg_weights, VGG_KIND), Path(cfg.vgg_weights),
@@ -235,7 +235,7 @@ def finetune_classify(cfg: VggFinetuneConfig, folder: ClassFolder) -> FinetuneRe
 
     batches = LabelledStepBatches(folder.samples, cfg.steps, cfg.batch_size, cfg.size, cfg.seed)
     loader = DataLoader(batches, batch_size=None, sampler=range(start, cfg.steps),
-                        num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
+                        num_workers=cfg.workers, pin_memory=device.type == "cuda")
     model.train()
     run_steps(cfg, loader, start, lambda batch: classify_loss(model, batch, device), optimizer,
               losses, save)

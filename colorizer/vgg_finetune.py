@@ -6,7 +6,7 @@ frozen) computes from the colour image at conv1_2, conv2_2 and conv3_3. Loss: pe
 MSE divided by the teacher's mean square activation (so the three layers count alike), averaged
 over the layers. No labels are needed.
 
-The output file is at once the checkpoint (written atomically every ``checkpoint_every`` steps
+The output file is at once the checkpoint (written atomically every ``save_every`` steps
 and at the end, with the optimiser state, so a run resumes exactly) and a VGG weights file
 that the ``chen`` model accepts (``colorizer.weights.load_vgg_weights``).
 """
@@ -58,9 +58,9 @@ class VggFinetuneConfig:
     size: int = 224  # side of the square training crops, pixels (multiple of 4)
     lr: float = 1e-4  # Adam learning rate
     seed: int = 0  # image order and crops
-    checkpoint_every: int = 200  # steps between checkpoints
+    save_every: int = 200  # steps between checkpoints (and one at the end)
     device: str = "auto"  # "auto" (CUDA if there is one), "cpu", "cuda", "cuda:1", ...
-    num_workers: int = 2  # image-decoding worker processes (0: in this process)
+    workers: int = 2  # image-decoding worker processes (0: in this process)
     quiet: bool = False  # no progress bar
     resume: bool = False  # continue the run saved in ``out`` (else ``out`` must not exist)
     method: str = "distil"  # distil: match the colour VGG's features (no labels needed);
@@ -68,7 +68,7 @@ class VggFinetuneConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)  # every value of its declared type (int, finite float, ...)
-        positive = ("steps", "batch_size", "checkpoint_every")
+        positive = ("steps", "batch_size", "save_every")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}", key=name)
@@ -80,9 +80,8 @@ class VggFinetuneConfig:
         if self.method not in FINETUNE_METHODS:
             raise ConfigError(f"unknown method {self.method!r}; choose "
                               f"{' or '.join(FINETUNE_METHODS)}", key="method")
-        if self.num_workers < 0:
-            raise ConfigError(f"num_workers must be >= 0, got {self.num_workers}",
-                              key="num_workers")
+        if self.workers < 0:
+            raise ConfigError(f"workers must be >= 0, got {self.workers}", key="workers")
 
 
 @dataclass(frozen=True)
@@ -168,6 +167,29 @@ def load_resumable(cfg: VggFinetuneConfig) -> dict[str, Any]:
     return ckpt
 
 
+def settle_finetune_config(out: Path | None, resume: Path | None,
+                           **options: Any) -> VggFinetuneConfig:
+    """The config of a `finetune-vgg` call. `resume`: the file of the run to continue (it is
+    written again: `out` may be left out, or must name the same file); else `out` is the
+    file to write, which must not exist yet."""
+    if resume is not None:
+        if out is not None and Path(out) != Path(resume):
+            raise ConfigError(f"--resume {resume} continues that run in its own file; leave "
+                              f"--out out (or give --out {resume})")
+        out = resume
+    elif out is None:
+        raise ConfigError("give --out FILE (the grey VGG file to write), or --resume FILE")
+    return VggFinetuneConfig(out=Path(out), resume=resume is not None, **options)
+
+
+def refuse_to_overwrite(cfg: VggFinetuneConfig) -> None:
+    """A run that is not resumed never writes over an earlier run's file."""
+    out = Path(cfg.out)
+    if out.exists() and not cfg.resume:
+        raise ConfigError(f"{out} exists; pass --resume {out} to continue that run, or another "
+                          "--out")
+
+
 def prepare_output(out: Path) -> None:
     """Test-write the output's folder before any long work (an unwritable --out fails
     now, with one line); sweep the temporary files of `out` that killed runs left."""
@@ -188,8 +210,7 @@ def finetune_vgg(cfg: VggFinetuneConfig, image_paths: Sequence[Path]) -> Finetun
             "rebuild the dataset or check its folder"
         )
     out = Path(cfg.out)
-    if out.exists() and not cfg.resume:
-        raise ConfigError(f"{out} exists; pass --resume to continue that run, or another --out")
+    refuse_to_overwrite(cfg)
     device = resolve_device(cfg.device)
     prepare_output(out)
 
@@ -235,7 +256,7 @@ def finetune_vgg(cfg: VggFinetuneConfig, image_paths: Sequence[Path]) -> Finetun
         _StepBatches(image_paths, cfg),
         batch_size=None,
         sampler=range(start, cfg.steps),
-        num_workers=cfg.num_workers,
+        num_workers=cfg.workers,
         pin_memory=device.type == "cuda",
     )
     use_bf16 = device.type == "cuda"
@@ -258,7 +279,7 @@ def run_steps(cfg: VggFinetuneConfig, loader: Iterable[Any], start: int,
               step_loss: Callable[[Any], torch.Tensor], optimizer: torch.optim.Optimizer,
               losses: list[float], save: Callable[[int], None]) -> None:
     """The loop both fine-tuning methods share: each step's loss, the optimiser step, the
-    progress bar, and a checkpoint every ``checkpoint_every`` steps and at the end. A
+    progress bar, and a checkpoint every ``save_every`` steps and at the end. A
     batch that is a str is a worker's error message (an unreadable image)."""
     with tqdm(total=cfg.steps, initial=start, disable=cfg.quiet, desc="finetune-vgg",
               unit="step") as bar:
@@ -273,5 +294,5 @@ def run_steps(cfg: VggFinetuneConfig, loader: Iterable[Any], start: int,
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
             done = step + 1
-            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            if done % cfg.save_every == 0 or done == cfg.steps:
                 save(done)

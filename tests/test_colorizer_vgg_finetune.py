@@ -51,8 +51,8 @@ def vgg_file(tmp_path_factory) -> Path:
 
 
 def _cfg(vgg_file: Path, out: Path, **kw) -> VggFinetuneConfig:
-    base = dict(steps=4, batch_size=2, size=32, lr=1e-3, checkpoint_every=2, device="cpu",
-                num_workers=0, quiet=True)  # fmt: skip
+    base = dict(steps=4, batch_size=2, size=32, lr=1e-3, save_every=2, device="cpu",
+                workers=0, quiet=True)  # fmt: skip
     return VggFinetuneConfig(vgg_weights=vgg_file, out=out, **{**base, **kw})
 
 
@@ -116,7 +116,7 @@ def test_periodic_checkpoint(images, vgg_file, tmp_path: Path, monkeypatch) -> N
         real_save(obj, path)
 
     monkeypatch.setattr(ft, "atomic_save", spy)
-    finetune_vgg(_cfg(vgg_file, tmp_path / "c.pt", steps=5, checkpoint_every=2), images)
+    finetune_vgg(_cfg(vgg_file, tmp_path / "c.pt", steps=5, save_every=2), images)
     assert steps_saved == [2, 4, 5]
 
 
@@ -137,7 +137,7 @@ def test_user_mistakes(images, vgg_file, tmp_path: Path) -> None:
     corrupt.write_bytes(b"not a png")
     for workers in (0, 1):  # the same one-line error from a loader worker process
         with pytest.raises(DataError, match=r"^cannot read image .*corrupt\.png[^\n]*$"):
-            finetune_vgg(_cfg(vgg_file, tmp_path / "z.pt", num_workers=workers), [corrupt])
+            finetune_vgg(_cfg(vgg_file, tmp_path / "z.pt", workers=workers), [corrupt])
     with pytest.raises(ConfigError, match="multiple of 4"):
         _cfg(vgg_file, out, size=30)
 
@@ -190,7 +190,8 @@ def test_cli_runs_and_reports_mistakes_in_one_line(fake_manifests, vgg_file, tmp
     assert result.exit_code == 0, result.output
     assert out.is_file() and read_grey_vgg_file(out)["step"] == 2
     mistakes = {
-        "weights file not found": ["--resume", "--vgg-weights", str(tmp_path / "no.pth")],
+        "weights file not found": ["--resume", str(out),
+                                   "--vgg-weights", str(tmp_path / "no.pth")],
         "pass --resume": ["--vgg-weights", str(vgg_file)],  # out exists
     }
     for words, extra in mistakes.items():

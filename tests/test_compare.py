@@ -43,7 +43,7 @@ def test_page_sheets_and_table(comparison: Path) -> None:
                                    "ground truth"}
     assert table["image"].nunique() == 3
     models = table[table["model"].isin(["eccv16 early", "chen <later>"])]
-    for metric in ("psnr", "auc", "colourfulness", "ciede2000"):
+    for metric in ("psnr", "auc", "colorfulness", "ciede2000"):
         assert models[metric].notna().all(), metric
     assert (models["ciede2000"] > 0).all() and (models["auc"] <= 1).all()
     sheets = sorted((comparison / "sheets").glob("sheet_*.png"))
@@ -60,9 +60,9 @@ def test_metrics_are_those_of_the_images(comparison: Path) -> None:
     grey = table[table["model"] == "grey (ab = 0)"]
     truth = table[table["model"] == "ground truth"]
     assert grey["ciede2000"].gt(0).all()
-    assert (grey["colourfulness"] < 1).all()
+    assert (grey["colorfulness"] < 1).all()
     assert truth["psnr"].isna().all()
-    assert (truth["colourfulness"] > grey["colourfulness"].max()).all()
+    assert (truth["colorfulness"] > grey["colorfulness"].max()).all()
 
 
 def test_black_and_white_inputs_have_no_truth(tmp_path: Path, two_models) -> None:
@@ -74,7 +74,7 @@ def test_black_and_white_inputs_have_no_truth(tmp_path: Path, two_models) -> Non
                                    quiet=True))
     assert set(result.table["model"]) == {"grey (ab = 0)", "early", "later"}
     assert result.table["psnr"].isna().all()
-    assert not math.isnan(result.table["colourfulness"].iloc[1])
+    assert not math.isnan(result.table["colorfulness"].iloc[1])
 
 
 def test_bad_options() -> None:

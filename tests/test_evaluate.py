@@ -86,7 +86,7 @@ def test_table_has_the_columns_and_rows(report) -> None:
     assert table[table["method"] != "model"]["cross_entropy"].isna().all()
     assert ((model["psnr"] > 5) & (model["ssim"] <= 1) & model["auc"].between(0, 1)).all()
     assert (table["images"] == report.images).all()
-    assert "colourfulness" in report.to_string()
+    assert "colorfulness" in report.to_string()
 
 
 def test_grey_baseline_by_hand(report, dataset: Path) -> None:
@@ -102,7 +102,7 @@ def test_grey_baseline_by_hand(report, dataset: Path) -> None:
                                         np.zeros(lab.shape[:2])]))
         psnrs.append(10 * np.log10(1 / np.mean((grey - img / 255.0) ** 2)))
     grey_row = report.table[report.table["method"] == "grey (ab = 0)"].iloc[0]
-    assert grey_row["colourfulness"] < 0.05
+    assert grey_row["colorfulness"] < 0.05
     assert grey_row["auc"] == pytest.approx(np.mean(aucs), abs=2e-3)
     assert grey_row["psnr"] == pytest.approx(np.mean(psnrs), abs=0.05)
 
@@ -113,7 +113,7 @@ def test_mean_colour_is_the_train_mean(report, dataset: Path) -> None:
     assert report.mean_ab_source == "train"
     assert report.mean_ab == pytest.approx(tuple(ab.mean(0)), abs=0.05)
     truth = report.table[report.table["method"] == "ground truth"].iloc[0]
-    assert truth["colourfulness"] > 5
+    assert truth["colorfulness"] > 5
 
 
 def test_ssim_matches_scikit_image() -> None:

@@ -89,7 +89,7 @@ def test_vgg_fine_tuned_by_classification(tmp_path: Path) -> None:
     assert folder.classes == ("cats", "things") and len(folder.samples) == 4
     out = tmp_path / "grey_vgg.pt"
     cfg = VggFinetuneConfig(vgg_weights=vgg, out=out, steps=2, batch_size=2, size=32,
-                            num_workers=0, device="cpu", quiet=True, method="classify")
+                            workers=0, device="cpu", quiet=True, method="classify")
     result = finetune_classify(cfg, folder)
     assert result.step == 2 and all(torch.isfinite(torch.tensor(result.losses)))
     state, kind = read_vgg_weights(out)  # the chen model reads it as a grey VGG
@@ -97,7 +97,7 @@ def test_vgg_fine_tuned_by_classification(tmp_path: Path) -> None:
     before = {k: v for k, v in torch.load(vgg, weights_only=True).items() if k in state}
     assert any(not torch.equal(state[k], before[k]) for k in state)  # it learned
     again = VggFinetuneConfig(vgg_weights=vgg, out=out, steps=3, batch_size=2, size=32,
-                              num_workers=0, device="cpu", quiet=True, method="classify",
+                              workers=0, device="cpu", quiet=True, method="classify",
                               resume=True)
     assert finetune_classify(again, folder).start_step == 2
     assert read_grey_vgg_file(out)["classes"] == ["cats", "things"]

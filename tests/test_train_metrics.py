@@ -1,4 +1,4 @@
-"""colorizer.metrics: PSNR, AuC of the ab error, colourfulness, against direct references."""
+"""colorizer.metrics: PSNR, AuC of the ab error, colorfulness, against direct references."""
 
 import math
 
