@@ -8,7 +8,7 @@ DEMO ?= demo_out
 .PHONY: install demo test lint bench
 
 install:
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test,ray]'
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[test,ray,survey]'
 
 demo: install
 	test -f $(DEMO)/films/sample_film.mp4 || \

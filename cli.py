@@ -7,8 +7,10 @@ torch is imported only inside the commands that need it, so `extract-frames` sta
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
+import importlib
 import logging
 import sys
 from collections.abc import Callable
@@ -21,16 +23,94 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    """The exception classes that mean 'the user gave something wrong', not a bug."""
-    from filmdata.errors import FilmDataError
-    from manifests.errors import ManifestError
+    """The base classes of the errors that mean 'the user gave something wrong', not a bug:
+    each package's own (filmdata.errors, manifests.errors, colorizer.errors). Every user
+    error the CLI raises itself is one of these, named by its module (`filmdata_errors.
+    ConfigError`, `colorizer_errors.ConfigError`): the CLI treats them all alike."""
+    import filmdata.errors as filmdata_errors
+    import manifests.errors as manifests_errors
 
-    errors: list[type[BaseException]] = [FilmDataError, ManifestError]
+    errors: list[type[BaseException]] = [filmdata_errors.FilmDataError,
+                                         manifests_errors.ManifestError]
     if "colorizer" in sys.modules:  # only when a colorizer command imported it
-        from colorizer.errors import ColorizerError
+        import colorizer.errors as colorizer_errors
 
-        errors.append(ColorizerError)
+        errors.append(colorizer_errors.ColorizerError)
+    if "survey.errors" in sys.modules:  # only when a survey command imported it
+        import survey.errors as survey_errors
+
+        errors.append(survey_errors.SurveyError)
     return tuple(errors)
+
+
+# --- defaults from the config dataclasses ----------------------------------------------
+
+# The configs the commands build ("module:Class"); imported only when click needs a default
+# (parsing a command, or its --help), so that the CLI starts without torch.
+TRAIN = "colorizer.train:TrainConfig"
+FINETUNE = "colorizer.vgg_finetune:VggFinetuneConfig"
+EVALUATE = "colorizer.evaluate:EvalConfig"
+COMPARE = "colorizer.compare:CompareConfig"
+SHOTS = "filmdata.shots:ShotConfig"
+SAMPLE = "filmdata.sampling:SampleConfig"
+PROFILE = "filmdata.profile:ProfileConfig"
+CORRECT = "filmdata.correct:CorrectionConfig"
+FILTERS = "filmdata.filters:FilterConfig"
+OUTPUT = "filmdata.config:OutputConfig"
+SPLIT = "manifests.dataset:SplitConfig"
+
+
+class ConfigDefault:
+    """The default of fields of a config dataclass, looked up when called (click calls a
+    callable default when it parses the command line) or shown (--help): each default
+    lives in its config alone. Several fields are shown joined by `sep` (3-5)."""
+
+    def __init__(self, config: str, *fields: str, sep: str = "-") -> None:
+        self.config, self.fields, self.sep = config, fields, sep
+
+    def __call__(self) -> Any:
+        module, name = self.config.split(":")
+        found = {f.name: f for f in dataclasses.fields(getattr(importlib.import_module(module),
+                                                               name))}
+        values = [found[field].default for field in self.fields]
+        return values[0] if len(values) == 1 else self.sep.join(str(v) for v in values)
+
+    def __str__(self) -> str:
+        value = self()
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if isinstance(value, float):  # 3e-5, not 3e-05; 25, not 25.0
+            return format(value, "g").replace("e-0", "e-").replace("e+0", "e+")
+        return str(value)
+
+
+def default(config: str, *fields: str) -> ConfigDefault:
+    """`default=default(TRAIN, "size")`, with `show_default=True`: the config's default is
+    the option's; `option(..., shown_default=default(TRAIN, "size"))`: the option's value
+    stays None when not given (a TOML file or a resumed run may settle it) and its help
+    shows the config's default."""
+    return ConfigDefault(config, *fields)
+
+
+class _Option(click.Option):
+    """A click option whose help can show a default it does not apply (`shown_default`)."""
+
+    def __init__(self, *args: Any, shown_default: ConfigDefault | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.shown_default = shown_default
+
+    def get_help_extra(self, ctx: click.Context) -> Any:
+        extra = super().get_help_extra(ctx)
+        if self.shown_default is not None:
+            extra["default"] = str(self.shown_default)
+        return extra
+
+
+def option(*decls: str, **attrs: Any) -> Callable[[F], F]:
+    """click.option that also takes `shown_default=default(CONFIG, "field")` (a flag pair
+    then needs `default=None` too: click's own default for flags is False)."""
+    return click.option(*decls, cls=_Option, **attrs)
 
 
 def one_line_errors(func: F) -> F:
@@ -75,7 +155,23 @@ def os_error_line(exc: OSError) -> str:
     return f"{line}; {advice}" if advice else line
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# The commands in the order the data passes through them (--help lists them so); any
+# other command follows, in the order it was added.
+COMMAND_ORDER = ("sample-film", "sample-images", "extract-frames", "build-dataset", "audit",
+                 "import-weights", "finetune-vgg", "train", "evaluate", "compare", "colorize",
+                 "survey")
+
+
+class _Group(click.Group):
+    """A click group that lists its commands along the data's path, not alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        rank = {name: i for i, name in enumerate(COMMAND_ORDER)}
+        return sorted(self.commands, key=lambda name: rank.get(name, len(rank)))  # stable
+
+
+@click.group(cls=_Group,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="filmcolor", prog_name="filmcolor")
 def main() -> None:
     """Turn colour films into colorization training data, and train the colorizer on it."""
@@ -93,37 +189,39 @@ def extract_options(func: F) -> F:
 
 
 _EXTRACT_OPTIONS = [
-    click.option("--detector", default="film", show_default=True,
+    click.option("--detector", type=str, default=default(SHOTS, "detector"), show_default=True,
                  help="Shot detector: film (flash-proof, finds dissolves and fades), content, "
                       "adaptive, histogram, hash, threshold."),
     click.option("--threshold", type=float, default=None,
                  help="Detector threshold, > 0 and at most 255 (1 for histogram and hash); "
                       "default: the detector's tuned value."),
-    click.option("--min-shot", "min_shot_s", type=float, default=None,
-                 help="Minimum shot length in seconds (0-30)."),
-    click.option("--crop-bars", type=click.Choice(["auto", "none"]), default="auto",
-                 show_default=True,
+    option("--min-shot", "min_shot_s", type=float, shown_default=default(SHOTS, "min_shot_s"),
+           help="Minimum shot length in seconds (0-30)."),
+    click.option("--crop-bars", type=click.Choice(["auto", "none"]),
+                 default=default(PROFILE, "crop_bars"), show_default=True,
                  help="Find letterbox/pillarbox bars across the film and crop them."),
-    click.option("--frames-per-shot", default="3-5", show_default=True,
+    click.option("--frames-per-shot", type=str,
+                 default=default(SAMPLE, "min_frames", "max_frames"), show_default=True,
                  help="A number (4) or a range (3-5): longer shots get more frames."),
-    click.option("--restore", type=click.Choice(["film", "none"]), default="film",
-                 show_default=True,
+    click.option("--restore", type=click.Choice(["film", "none"]),
+                 default=default(CORRECT, "restore"), show_default=True,
                  help="Undo the print's fade (levels and per-channel gamma, measured across "
                       "the film); a clean film is left as it is."),
     click.option("--wb", type=click.Choice(["shades-of-gray", "gray-world", "none"]),
-                 default="none", show_default=True,
+                 default=default(CORRECT, "wb"), show_default=True,
                  help="Per-shot white balance on top (greys scenes dominated by one colour)."),
-    click.option("--exposure", type=click.Choice(["percentile", "none"]), default="none",
-                 show_default=True, help="Per-shot exposure correction on top."),
-    click.option("--dark-luma", type=float, default=None,
-                 help="Reject frames whose mean luma (0-255, the film's own black level = 0) "
-                      "is below this [default: 25]."),
+    click.option("--exposure", type=click.Choice(["percentile", "none"]),
+                 default=default(CORRECT, "exposure"), show_default=True,
+                 help="Per-shot exposure correction on top."),
+    option("--dark-luma", type=float, shown_default=default(FILTERS, "dark_luma"),
+           help="Reject frames whose mean luma (0-255, the film's own black level = 0) is "
+                "below this."),
     click.option("--min-colorfulness", type=float, default=None,
                  help="Reject near-colourless frames (title cards) below this (try 6)."),
-    click.option("--format", "image_format", type=click.Choice(["jpg", "png"]), default="jpg",
-                 show_default=True, help="Image format."),
-    click.option("--quality", "jpeg_quality", type=click.IntRange(1, 100), default=95,
-                 show_default=True, help="JPEG quality."),
+    click.option("--format", "image_format", type=click.Choice(["jpg", "png"]),
+                 default=default(OUTPUT, "image_format"), show_default=True, help="Image format."),
+    click.option("--quality", "jpeg_quality", type=click.IntRange(1, 100),
+                 default=default(OUTPUT, "jpeg_quality"), show_default=True, help="JPEG quality."),
     click.option("--max-side", type=click.IntRange(16), default=None,
                  help="Resize so the longer side <= this many pixels."),
     click.option("--write-rejected", is_flag=True, help="Also write rejected frames' images."),
@@ -132,7 +230,7 @@ _EXTRACT_OPTIONS = [
 ]
 
 
-@main.command("extract-frames")
+@main.command("extract-frames", short_help="Film -> sampled, corrected frames + manifest.")
 @click.argument("films", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), default=Path("data"),
               show_default=True, help="Dataset folder: images/ and manifests/ go under it.")
@@ -238,7 +336,7 @@ def _warn_empty_shots(result: Any) -> None:
                f"shots ({why}); see the shots table's note column", err=True)
 
 
-@main.command("build-dataset")
+@main.command("build-dataset", short_help="Many films and image folders -> one dataset.")
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), default=Path("data"),
               show_default=True, help="Dataset folder.")
@@ -248,11 +346,13 @@ def _warn_empty_shots(result: Any) -> None:
               show_default=True, help="local: a process pool; ray: a Ray cluster.")
 @click.option("--address", default=None,
               help="Ray cluster address (else RAY_ADDRESS, else a local Ray).")
-@click.option("--split-by", type=click.Choice(["film", "shot"]), default="film",
+@click.option("--split-by", type=click.Choice(["film", "shot"]), default=default(SPLIT, "split_by"),
               show_default=True, help="Unit of the train/val/test split (never frames).")
-@click.option("--val-fraction", type=click.FloatRange(0, 1), default=0.1, show_default=True)
-@click.option("--test-fraction", type=click.FloatRange(0, 1), default=0.1, show_default=True)
-@click.option("--split-seed", type=int, default=0, show_default=True,
+@click.option("--val-fraction", type=click.FloatRange(0, 1), default=default(SPLIT, "val_fraction"),
+              show_default=True)
+@click.option("--test-fraction", type=click.FloatRange(0, 1),
+              default=default(SPLIT, "test_fraction"), show_default=True)
+@click.option("--split-seed", type=int, default=default(SPLIT, "seed"), show_default=True,
               help="Seed of the split draw; keep it fixed as the dataset grows.")
 @click.option("--dedup", "dedup_distance", type=click.IntRange(0, 64), default=None,
               help="Reject near-duplicates across shots and films within this pHash distance "
@@ -262,14 +362,14 @@ def _warn_empty_shots(result: Any) -> None:
 @extract_options
 @one_line_errors
 def build_dataset(inputs: tuple[Path, ...], out: Path, **opts: Any) -> None:
-    """Build one training set from INPUTS: film files, folders of films, CSV lists of films
-    (columns path[,title,year,...]) and folders of still images.
+    """Build one training set (frames, splits, manifest) from films and still images.
 
-    Films go through the extract-frames pipeline, several at a time; still images are
-    indexed into the same manifest schema. The per-film manifests are merged into
-    OUT/manifests/dataset.parquet with train/val/test splits by film (or shot). A film
-    that fails does not stop the others; the run then exits 1, and a rerun redoes only
-    what failed or is missing.
+    INPUTS: film files, folders of films, CSV lists of films (columns path[,title,year,...])
+    and folders of still images. Films go through the extract-frames pipeline, several at a
+    time; still images are indexed into the same manifest schema. The per-film manifests
+    are merged into OUT/manifests/dataset.parquet with train/val/test splits by film (or
+    shot). A film that fails does not stop the others; the run then exits 1, and a rerun
+    redoes only what failed or is missing.
     """
     from filmdata.build import BuildConfig
     from filmdata.build import build_dataset as build
@@ -323,7 +423,7 @@ def _warn_empty_splits(splits: tuple[str, ...], split_by: str) -> None:
                f"(no kept frame): {advice}", err=True)
 
 
-@main.command("audit")
+@main.command("audit", short_help="Contact sheets and tables of a dataset.")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Where the HTML pages go [default: SOURCE's dataset folder/audit].")
@@ -342,16 +442,17 @@ def audit_command(source: Path, out: Path | None) -> None:
     click.echo(f"contact sheets: {report.pages[0]}")
 
 
-@main.command("sample-images")
+@main.command("sample-images", short_help="scikit-image's photos into a folder.")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--grey", is_flag=True, help="Write them in black and white (to colorize).")
 @one_line_errors
 def sample_images(folder: Path, grey: bool) -> None:
-    """Write scikit-image's colour photographs into FOLDER: a small still-image set
-    ("data B") to try build-dataset and train on."""
+    """Write scikit-image's colour photographs into FOLDER: a small still-image set.
+
+    The still images ("data B") to try build-dataset and train on."""
     import cv2
 
-    from filmdata.errors import OutputError
+    import filmdata.errors as filmdata_errors
     from filmdata.synthetic import PHOTOS, photo
     from manifests import atomic_path
 
@@ -361,7 +462,7 @@ def sample_images(folder: Path, grey: bool) -> None:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if grey else image[..., ::-1]
         ok, data = cv2.imencode(".png", image)
         if not ok:
-            raise OutputError(f"could not encode {name}.png")
+            raise filmdata_errors.OutputError(f"could not encode {name}.png")
         with atomic_path(folder / f"{name}.png") as tmp:  # whole files only
             tmp.write_bytes(data.tobytes())
     click.echo(f"{folder}: {len(PHOTOS)} photographs")
@@ -369,19 +470,20 @@ def sample_images(folder: Path, grey: bool) -> None:
 
 def _make_folder(folder: Path) -> None:
     """Create an output folder of the sample commands, or fail with one clear line."""
-    from filmdata.errors import OutputError
+    import filmdata.errors as filmdata_errors
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         if folder.exists() and not folder.is_dir():
-            raise OutputError(f"{folder} is a file, not a folder; choose a folder") from exc
-        raise OutputError(
+            raise filmdata_errors.OutputError(
+                f"{folder} is a file, not a folder; choose a folder") from exc
+        raise filmdata_errors.OutputError(
             f"cannot create the folder {folder}: {exc.strerror or exc}; choose another path"
         ) from exc
 
 
-@main.command("sample-film")
+@main.command("sample-film", short_help="A synthetic film from real photos.")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--seconds", type=click.FloatRange(5, 3600), default=60, show_default=True,
               help="Approximate length.")
@@ -405,25 +507,10 @@ def sample_film(
     import json
     import os
 
-    from filmdata.errors import ConfigError
     from filmdata.synthetic import make_film, standard_plan
     from manifests import atomic_path
 
-    if path.suffix.lower() not in (".mp4", ".mkv", ".avi", ".mpg"):
-        raise ConfigError(f"{path}: give a file name ending in .mp4, .mkv, .avi or .mpg")
-    if not 1 <= fps <= 240:
-        raise ConfigError(f"--fps {fps:g}: give a frame rate from 1 to 240, e.g. 24")
-    if seed < 0:
-        raise ConfigError(f"--seed {seed}: give 0 or more")
-
-    try:
-        width, height = (int(v) for v in size.lower().split("x"))
-    except ValueError:
-        raise ConfigError(f"--size {size!r}: give WIDTHxHEIGHT, e.g. 640x360") from None
-    if width % 2 or height % 2 or min(width, height) < 32:
-        raise ConfigError(f"--size {size!r}: both sides must be even and at least 32")
-    if path.is_dir():
-        raise ConfigError(f"{path} is a folder: give a file name, e.g. {path / 'sample.mp4'}")
+    width, height = _film_geometry(path, size, fps, seed)
     _make_folder(path.parent)
     plan = standard_plan(seed=seed, n_shots=max(2, round(seconds / 3.0)), fps=fps)
     partial = path.with_name(f".{path.stem}.partial{path.suffix}")  # the film appears whole
@@ -440,47 +527,90 @@ def sample_film(
     click.echo(f"{path}: {truth.n_frames} frames, {len(truth.shots)} shots")
 
 
+def _film_geometry(path: Path, size: str, fps: float, seed: int) -> tuple[int, int]:
+    """Check sample-film's PATH, --fps and --seed; parse --size into (width, height)."""
+    import filmdata.errors as filmdata_errors
+
+    if path.suffix.lower() not in (".mp4", ".mkv", ".avi", ".mpg"):
+        raise filmdata_errors.ConfigError(
+            f"{path}: give a file name ending in .mp4, .mkv, .avi or .mpg"
+        )
+    if not 1 <= fps <= 240:
+        raise filmdata_errors.ConfigError(
+            f"--fps {fps:g}: give a frame rate from 1 to 240, e.g. 24"
+        )
+    if seed < 0:
+        raise filmdata_errors.ConfigError(f"--seed {seed}: give 0 or more")
+
+    try:
+        width, height = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise filmdata_errors.ConfigError(
+            f"--size {size!r}: give WIDTHxHEIGHT, e.g. 640x360"
+        ) from None
+    if width % 2 or height % 2 or min(width, height) < 32:
+        raise filmdata_errors.ConfigError(
+            f"--size {size!r}: both sides must be even and at least 32"
+        )
+    if path.is_dir():
+        raise filmdata_errors.ConfigError(
+            f"{path} is a folder: give a file name, e.g. {path / 'sample.mp4'}"
+        )
+    return width, height
+
+
 # --- colorizer commands --------------------------------------------------------------
 
 
-@main.command("finetune-vgg")
+@main.command("finetune-vgg", short_help="VGG-16 fine-tuned on grey images.")
 @click.option("--data", type=click.Path(path_type=Path), required=True,
               help="distil: a dataset folder or frames manifest (its kept frames); classify: "
                    "an image folder with one subfolder per class (ImageNet's layout).")
-@click.option("--method", type=click.Choice(["distil", "classify"]), default="distil",
-              show_default=True,
+@click.option("--method", type=click.Choice(["distil", "classify"]),
+              default=default(FINETUNE, "method"), show_default=True,
               help="distil: the grey VGG learns the colour VGG's features (no labels); "
                    "classify: it learns to classify grey images (Larsson et al., the paper).")
 @click.option("--vgg-weights", type=click.Path(path_type=Path), required=True,
               help="torchvision's ImageNet VGG-16 file (vgg16-397923af.pth): teacher and start.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Grey VGG file to write (also the checkpoint --resume continues); give it "
-                   "to the chen model as --vgg-weights.")
-@click.option("--steps", type=click.IntRange(1), default=2000, show_default=True,
-              help="Optimiser steps in all.")
-@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
-@click.option("--size", type=click.IntRange(8), default=224, show_default=True,
-              help="Side of the square training crops, pixels (multiple of 4).")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-4, show_default=True,
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Grey VGG file to write (also the run's checkpoint); give it to the chen "
+                   "model as --vgg-weights. Required unless --resume.")
+@click.option("--steps", type=click.IntRange(1), default=default(FINETUNE, "steps"),
+              show_default=True, help="Optimiser steps in all.")
+@click.option("--batch-size", type=click.IntRange(1), default=default(FINETUNE, "batch_size"),
+              show_default=True)
+@click.option("--size", type=click.IntRange(8), default=default(FINETUNE, "size"),
+              show_default=True, help="Side of the square training crops, pixels (multiple of 4).")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=default(FINETUNE, "lr"),
+              show_default=True,
               help="Learning rate (distil: Adam; classify: SGD with momentum 0.9, a new "
                    "class head 10x).")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Image order and crops.")
+@click.option("--workers", type=click.IntRange(0), default=default(FINETUNE, "workers"),
+              show_default=True, help="Image-loading worker processes (0: in this process).")
+@click.option("--device", type=str, default=default(FINETUNE, "device"), show_default=True,
+              help="auto, cpu, cuda or cuda:N.")
+@click.option("--seed", type=int, default=default(FINETUNE, "seed"), show_default=True,
+              help="Image order and crops.")
+@click.option("--save-every", type=click.IntRange(1), default=default(FINETUNE, "save_every"),
+              show_default=True, help="Steps between checkpoints (also written at the end).")
+@click.option("--resume", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Continue the run saved in this file (its --out) where it stopped; "
+                   "--steps, --workers, --device, --save-every may change.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-@click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
 @one_line_errors
-def finetune_vgg(data: Path, vgg_weights: Path, out: Path, quiet: bool, **opts: Any) -> None:
-    """Fine-tune VGG-16 on grey images (the paper's step before fusing VGG into chen).
+def finetune_vgg(data: Path, out: Path | None, resume: Path | None, quiet: bool,
+                 **opts: Any) -> None:
+    """Fine-tune VGG-16 on grey images, the paper's step before fusing VGG into chen.
 
     distil (default, no labels): a grey-input copy of VGG-16 (conv1_1 .. conv3_3) learns to
     reproduce the ImageNet VGG-16's conv1_2, conv2_2 and conv3_3 features of the colour
     frames of a dataset. classify: VGG-16 learns to classify the grey images of a
     class-per-subfolder tree, as Larsson et al. did and the paper follows. Checkpoints
-    every 200 steps into --out; --resume continues from there.
+    every --save-every steps into --out; --resume OUT continues from there.
     """
-    from colorizer.vgg_finetune import VggFinetuneConfig, finetune_vgg, kept_image_paths
+    from colorizer.vgg_finetune import finetune_vgg, kept_image_paths, settle_finetune_config
 
-    cfg = VggFinetuneConfig(vgg_weights=vgg_weights, out=out, quiet=quiet, **opts)
+    cfg = settle_finetune_config(out, resume, quiet=quiet, **opts)
     if cfg.method == "classify":
         from colorizer.vgg_classify import finetune_classify, read_class_folder
 
@@ -498,7 +628,7 @@ def finetune_vgg(data: Path, vgg_weights: Path, out: Path, quiet: bool, **opts: 
 # --- train commands ------------------------------------------------------------------
 
 
-@main.command("train")
+@main.command("train", short_help="Train or fine-tune the colorizer.")
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Dataset folder or manifest file (kept frames; split train trains, val "
                    "validates). Required unless --resume.")
@@ -507,40 +637,39 @@ def finetune_vgg(data: Path, vgg_weights: Path, out: Path, quiet: bool, **opts: 
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="TOML file of training options (keys as the options, or a "
                                  "[train] table); the command line overrides it.")
-@click.option("--arch", type=click.Choice(["chen", "eccv16"]), default=None,
-              help="chen: the paper's multi-scale, VGG-fused net; eccv16: Zhang et al.'s "
-                   "[default: chen].")
-@click.option("--steps", type=click.IntRange(1), default=None,
-              help="Optimizer steps in all [default: 450000]; LR drops at 4/9 and 5/6 of them.")
-@click.option("--batch-size", type=click.IntRange(1), default=None,
-              help="Images per step and process [default: 40].")
-@click.option("--size", type=click.IntRange(16), default=None,
-              help="Side of the random square crops, a multiple of 8 [default: 176].")
-@click.option("--resize", type=click.IntRange(0), default=None,
-              help="Scale each image's shorter side to this before cropping: the working size "
-                   "colorize and evaluate then use; 0 keeps the native size [default: 256].")
-@click.option("--first-layer-channels", type=click.IntRange(1), default=None,
-              help="chen: channels of each of the 3x3 and 5x5 first-layer convs [default: 32].")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None,
-              help="Adam learning rate [default: 3e-5; betas 0.9, 0.99, weight decay 1e-3].")
-@click.option("--workers", type=click.IntRange(0), default=None,
-              help="Image-loading worker processes [default: 4].")
-@click.option("--seed", type=int, default=None,
-              help="Initialisation, image order, crops and flips [default: 0].")
-@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N [default: auto].")
-@click.option("--save-every", type=click.IntRange(1), default=None,
-              help="Steps between checkpoints (RUN/last.pt, also written at the end) "
-                   "[default: 1000].")
-@click.option("--val-every", type=click.IntRange(0), default=None,
-              help="Steps between validations (loss, PSNR, AuC, colourfulness, PNG grid); "
-                   "0: never [default: 1000].")
+@option("--arch", type=click.Choice(["chen", "eccv16"]), shown_default=default(TRAIN, "arch"),
+        help="chen: the paper's multi-scale, VGG-fused net; eccv16: Zhang et al.'s.")
+@option("--steps", type=click.IntRange(1), shown_default=default(TRAIN, "steps"),
+        help="Optimizer steps in all; LR drops at 4/9 and 5/6 of them.")
+@option("--batch-size", type=click.IntRange(1), shown_default=default(TRAIN, "batch_size"),
+        help="Images per step and process.")
+@option("--size", type=click.IntRange(16), shown_default=default(TRAIN, "size"),
+        help="Side of the random square crops, a multiple of 8.")
+@option("--resize", type=click.IntRange(0), shown_default=default(TRAIN, "resize"),
+        help="Scale each image's shorter side to this before cropping: the working size "
+             "colorize and evaluate then use; 0 keeps the native size.")
+@option("--first-layer-channels", type=click.IntRange(1),
+        shown_default=default(TRAIN, "first_layer_channels"),
+        help="chen: channels of each of the 3x3 and 5x5 first-layer convs.")
+@option("--lr", type=click.FloatRange(0, min_open=True), shown_default=default(TRAIN, "lr"),
+        help="Adam learning rate (betas and weight decay: --config sets them).")
+@option("--workers", type=click.IntRange(0), shown_default=default(TRAIN, "workers"),
+        help="Image-loading worker processes (0: in the training process).")
+@option("--seed", type=int, shown_default=default(TRAIN, "seed"),
+        help="Initialisation, image order, crops and flips.")
+@option("--device", type=str, shown_default=default(TRAIN, "device"),
+        help="auto, cpu, cuda or cuda:N.")
+@option("--save-every", type=click.IntRange(1), shown_default=default(TRAIN, "save_every"),
+        help="Steps between checkpoints (RUN/last.pt, also written at the end).")
+@option("--val-every", type=click.IntRange(0), shown_default=default(TRAIN, "val_every"),
+        help="Steps between validations (loss, PSNR, AuC, colorfulness, PNG grid); 0: never.")
 @click.option("--init", type=click.Path(path_type=Path), default=None,
               help="Start from the weights of RUN/last.pt (or RUN) with a fresh optimizer: "
                    "fine-tuning, e.g. on film frames after a base run on images.")
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Continue the run in this folder exactly where it stopped (its config; "
-                   "--steps, --workers, --device, --save-every, --val-every, --compile, --data "
-                   "may change).")
+                   "--data, --out, --steps, --workers, --device, --save-every, --val-every, "
+                   "--compile may change).")
 @click.option("--vgg-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="chen: VGG-16 weights, torchvision's vgg16-397923af.pth or a grey VGG from "
                    "finetune-vgg.")
@@ -548,11 +677,10 @@ def finetune_vgg(data: Path, vgg_weights: Path, out: Path, quiet: bool, **opts: 
               help="Zhang et al.'s colorization_release_v2-9b330a0b.pth: the layers it shares.")
 @click.option("--freeze-vgg/--train-vgg", "freeze_vgg", default=None,
               help="chen: keep the fused VGG frozen (default) or train it with the rest.")
-@click.option("--compile/--no-compile", "compile_model", default=None,
-              help="torch.compile the model [default: no].")
-@click.option("--rebalance/--no-rebalance", default=None,
-              help="Class rebalancing with a prior from the training images [default: no, "
-                   "as in the paper].")
+@option("--compile/--no-compile", "compile_model", default=None,
+        shown_default=default(TRAIN, "compile"), help="torch.compile the model.")
+@option("--rebalance/--no-rebalance", default=None, shown_default=default(TRAIN, "rebalance"),
+        help="Class rebalancing with a prior from the training images (off in the paper).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or messages.")
 @one_line_errors
 def train_command(config_file: Path | None, resume: Path | None, freeze_vgg: bool | None,
@@ -565,33 +693,17 @@ def train_command(config_file: Path | None, resume: Path | None, freeze_vgg: boo
       python cli.py train --data images_data/ --out runs/base
       python cli.py train --data film_data/ --out runs/film --init runs/base/last.pt
 
-    Under `torchrun --nproc_per_node N cli.py train ...` it trains with DDP (batch size per
-    process). On CUDA: bf16 autocast and channels_last.
+    Options not given come from --config, else (--resume) from the run, else the defaults
+    shown. Under `torchrun --nproc_per_node N cli.py train ...` it trains with DDP (batch
+    size per process). On CUDA: bf16 autocast and channels_last.
     """
     import os
 
-    from colorizer.checkpoint import read_checkpoint
-    from colorizer.errors import ConfigError
-    from colorizer.train import read_config_file, resume_config, settle_config, train
+    from colorizer.train import settle_train_config, train
 
-    overrides: dict[str, Any] = dict(opts)
-    overrides["vgg_trainable"] = None if freeze_vgg is None else not freeze_vgg
-    overrides["compile"] = compile_model
-    if resume is not None and overrides["out"] is None:
-        overrides["out"] = resume
-    given = {k for k, v in overrides.items() if v is not None}
-    if config_file is not None:
-        given |= set(read_config_file(config_file))
-    if resume is not None:
-        saved = read_checkpoint(resume / "last.pt").get("train_config", {})
-        if not saved:
-            raise ConfigError(f"{resume}/last.pt holds no training config; use --init instead")
-        wanted = settle_config(saved, config_file, overrides)
-        cfg = resume_config(saved, wanted, given)
-    else:
-        cfg = settle_config(None, config_file, overrides)
-        if not cfg.data or not cfg.out:
-            raise ConfigError("give --data DATASET and --out RUN (or --resume RUN)")
+    overrides = {**opts, "vgg_trainable": None if freeze_vgg is None else not freeze_vgg,
+                 "compile": compile_model}
+    cfg = settle_train_config(overrides, config_file, resume)
     result = train(cfg, resume=resume is not None, quiet=quiet)
     if not quiet and int(os.environ.get("RANK", "0")) == 0:
         last = f", last loss {result.losses[-1]:.4f}" if result.losses else ""
@@ -602,40 +714,42 @@ def train_command(config_file: Path | None, resume: Path | None, freeze_vgg: boo
 # --- evaluate and colorize commands ----------------------------------------------------
 
 
-@main.command("evaluate")
+@main.command("evaluate", short_help="Score a checkpoint against baselines.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), required=True,
               help="Checkpoint to evaluate (RUN/last.pt of a training run, or Zhang et al.'s "
                    "released weights).")
 @click.option("--data", type=click.Path(path_type=Path), required=True,
               help="Dataset folder or frames manifest.")
-@click.option("--split", default="test", show_default=True,
+@click.option("--split", default=default(EVALUATE, "split"), show_default=True,
               type=click.Choice(["train", "val", "test", "all"]),
               help="Kept frames of this split (all: every kept frame).")
 @click.option("--temperature", "temperatures", multiple=True,
               help="Annealed-mean temperature; repeat it (or give 0.2,0.38,0.5) to compare "
                    "several [default: the checkpoint's own: 0.5 trained, 1.0 Zhang's release].")
-@click.option("--size", type=click.IntRange(16), default=176, show_default=True,
-              help="Side of the square centre crops (multiple of 8).")
+@click.option("--size", type=click.IntRange(16), default=default(EVALUATE, "size"),
+              show_default=True, help="Side of the square centre crops (multiple of 8).")
 @click.option("--resize", type=click.IntRange(0), default=None,
               help="Scale the shorter side to this before the crop [default: the checkpoint's "
                    "working size, the scale it was trained at]; 0: to --size.")
-@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=default(EVALUATE, "batch_size"),
+              show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None,
               help="Evaluate at most this many images, evenly spread over the split.")
 @click.option("--arch", type=click.Choice(["chen", "eccv16"]), default=None,
               help="Refuse a checkpoint of another architecture.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", type=str, default=default(EVALUATE, "device"), show_default=True,
+              help="auto, cpu, cuda or cuda:N.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @one_line_errors
 def evaluate_command(checkpoint: Path, data: Path, temperatures: tuple[str, ...],
                      as_json: bool, **opts: Any) -> None:
-    """Score a checkpoint on a dataset split next to two baselines on the same images.
+    """Score a checkpoint on a dataset split, beside grey and mean-colour baselines.
 
     Baselines: grey (ab = 0) and the dataset's mean colour (mean ab of the train frames).
     Columns: cross-entropy (model only), PSNR (dB, sRGB), SSIM (sRGB), AuC of the ab error
-    over thresholds 0..150, colourfulness (Hasler-Suesstrunk); a ground-truth row gives the
-    originals' colourfulness.
+    over thresholds 0..150, colorfulness (Hasler-Suesstrunk); a ground-truth row gives the
+    originals' colorfulness.
     """
     import json
 
@@ -650,7 +764,7 @@ def evaluate_command(checkpoint: Path, data: Path, temperatures: tuple[str, ...]
 
 
 def _temperatures(values: tuple[Any, ...]) -> tuple[float, ...]:
-    from colorizer.errors import ConfigError
+    import colorizer.errors as colorizer_errors
 
     out: list[float] = []
     for value in values:
@@ -658,7 +772,8 @@ def _temperatures(values: tuple[Any, ...]) -> tuple[float, ...]:
             try:
                 out.append(float(part))
             except ValueError:
-                raise ConfigError(f"--temperature {value!r}: give numbers, e.g. 0.38") from None
+                raise colorizer_errors.ConfigError(
+                    f"--temperature {value!r}: give numbers, e.g. 0.38") from None
     return tuple(out)
 
 
@@ -735,8 +850,7 @@ def colorize_command(inputs: tuple[Path, ...], quiet: bool, **opts: Any) -> None
         sys.exit(1)
 
 
-@main.command("import-weights",
-              short_help="Make Zhang et al.'s released weights a filmcolor checkpoint.")
+@main.command("import-weights", short_help="Zhang et al.'s released weights -> checkpoint.")
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Checkpoint to write (give it to colorize, evaluate, compare, train --init).")
@@ -758,7 +872,7 @@ def import_weights(source: Path, out: Path) -> None:
                f"T = {payload['decode']['temperature']:g})")
 
 
-@main.command("compare")
+@main.command("compare", short_help="Models side by side: HTML page, sheets, CSV.")
 @click.argument("images", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--checkpoint", "checkpoints", multiple=True, required=True,
               type=click.Path(dir_okay=False, path_type=Path),
@@ -773,37 +887,47 @@ def import_weights(source: Path, out: Path) -> None:
                    "scale it was trained at].")
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Dataset folder or frames manifest (instead of IMAGES).")
-@click.option("--split", default="test", show_default=True,
+@click.option("--split", default=default(COMPARE, "split"), show_default=True,
               type=click.Choice(["train", "val", "test", "all"]), help="With --data.")
-@click.option("--limit", type=click.IntRange(1), default=24, show_default=True,
-              help="At most this many images, evenly spread.")
+@click.option("--limit", type=click.IntRange(1), default=default(COMPARE, "limit"),
+              show_default=True, help="At most this many images, evenly spread.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("compare"),
               show_default=True, help="Folder for index.html, sheets/, compare.csv.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", type=str, default=default(COMPARE, "device"), show_default=True,
+              help="auto, cpu, cuda or cuda:N.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @one_line_errors
 def compare_command(images: tuple[Path, ...], data: Path | None, checkpoints: tuple[Path, ...],
                     labels: tuple[str, ...], temperatures: tuple[float, ...], **opts: Any) -> None:
-    """Put models side by side on the same images: per image the grey input, each model's
-    colorization and the ground truth, with PSNR, AuC, colourfulness and CIEDE2000 (the
-    paper's figures 5 to 7).
+    """Put models side by side on the same images: an HTML page, PNG sheets, a CSV.
+
+    Per image the grey input, each model's colorization and the ground truth, with PSNR,
+    AuC, colorfulness and CIEDE2000 (the paper's figures 5 to 7).
 
     Inputs: a dataset (--data, its --split) or IMAGES (files or folders; colour images are
     their own ground truth, black-and-white ones show grey and each model). Writes
     OUT/index.html (sortable by the difference between two models), OUT/sheets/*.png and
     OUT/compare.csv.
     """
+    import colorizer.errors as colorizer_errors
     from colorizer.compare import CompareConfig, compare
-    from colorizer.errors import ConfigError
 
     if (data is None) == (not images):
-        raise ConfigError("give either --data DATASET or IMAGES to compare on")
+        raise colorizer_errors.ConfigError("give either --data DATASET or IMAGES to compare on")
     inputs = (data,) if data is not None else images
     result = compare(CompareConfig(checkpoints=checkpoints, inputs=inputs, labels=labels,
                                    temperatures=temperatures, **opts))
     if not opts["quiet"]:
         click.echo(result.means.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     click.echo(f"{result.images} image(s), {len(checkpoints)} model(s) -> {result.page}")
+
+
+# The survey's commands (make, serve, report) get the same one-line errors as the rest.
+from survey.cli import survey as _survey  # noqa: E402
+
+for _command in _survey.commands.values():
+    _command.callback = one_line_errors(_command.callback)
+main.add_command(_survey)
 
 
 if __name__ == "__main__":
