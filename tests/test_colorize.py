@@ -139,7 +139,7 @@ def test_bw_film_becomes_colour_film_with_same_frames_timing_and_audio(
     (result,) = run_one([bw_film], film_cfg(ckpt, tmp_path), colorizer)
     assert result.error is None, result.error
     assert result.output == tmp_path / "bw_color.mp4"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bw_color.mp4"]  # no temp left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bw_color.mp4", "colorized.jsonl"]
     src, out = probe(bw_film), probe(result.output)
     assert len(out["frames"]) == len(src["frames"]) == result.frames
     assert out["rate"] == src["rate"]
@@ -244,7 +244,8 @@ def test_one_bad_input_does_not_stop_the_others(photo: Path, bw_film: Path, ckpt
     assert len(errors) == 3 and "Traceback" not in stderr
     assert "broken.png" in errors[0] and "notes.mp4" in errors[1] and "missing" in errors[2]
     assert "3 of 5 input(s) failed" in stderr
-    assert sorted(p.name for p in out.iterdir()) == ["astronaut_color.png", "bw_color.mp4"]
+    assert sorted(p.name for p in out.iterdir()) == ["astronaut_color.png", "bw_color.mp4",
+                                                     "colorized.jsonl"]
 
 
 def assert_one_line(code: int, stderr: str, *words: str) -> None:
@@ -328,7 +329,8 @@ def test_disk_full_fails_that_input_only(photo: Path, ckpt: Path, colorizer: Col
     first, second = run_one([photo, photo], film_cfg(ckpt, tmp_path), colorizer)
     assert isinstance(first.cause, OSError) and "No space left" in first.error
     assert second.error is None and second.output.is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["astronaut_png_color.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["astronaut_png_color.png",
+                                                          "colorized.jsonl"]
 
 
 def test_cli_disk_full_gives_one_line_per_input(photo: Path, ckpt: Path, tmp_path: Path,
