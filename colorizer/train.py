@@ -617,7 +617,7 @@ def train(
         frames, root = load_frames(cfg.data)
         splits = load_splits(frames, root, source=str(cfg.data))
         with _determinism(cfg.deterministic and device.type == "cpu"):
-            return _run(cfg, splits, ddp, device, resume, stop_after, quiet)
+            return _run(_open_run(cfg, splits, ddp, device, resume, stop_after, quiet))
     finally:
         if ddp.started_here:
             dist.destroy_process_group()
@@ -638,6 +638,7 @@ class _Run:
     end: int  # the step it stops after (cfg.steps, or stop_after)
     ckpt: dict[str, Any] | None  # the checkpoint a resumed run continues
     log: _Log
+    quiet: bool  # no progress bar
 
     @property
     def out(self) -> Path:
@@ -672,29 +673,21 @@ class _Progress:
     tick_step: int
 
 
-def _run(
-    cfg: TrainConfig,
-    splits: Splits,
-    ddp: _Dist,
-    device: torch.device,
-    resume: bool,
-    stop_after: int | None,
-    quiet: bool,
-) -> TrainResult:
-    """The training loop: set up, then step; log every log_every steps, validate every
-    val_every, save every save_every (and at the end)."""
-    run = _open_run(cfg, splits, ddp, device, resume, stop_after, quiet)
+def _run(run: _Run) -> TrainResult:
+    """The training loop of an opened run: build, then step; log every log_every steps,
+    validate every val_every, save every save_every (and at the end)."""
+    cfg = run.cfg
     trainee = _build_trainee(run)
     val_images = _validation_images(run)
     loader = _make_run_loader(run)
-    step_fn = make_step(trainee.net, trainee.optimizer, trainee.scheduler, device, cfg,
+    step_fn = make_step(trainee.net, trainee.optimizer, trainee.scheduler, run.device, cfg,
                         trainee.weights)
     saved_val = run.ckpt.get("extra", {}).get("val", {}) if run.ckpt else {}
     progress = _Progress(losses=[], pending=[], val=dict(saved_val), saved_step=run.start,
                          tick=time.perf_counter(), tick_step=run.start)
     bar = tqdm(
         total=run.end, initial=run.start, desc="train", unit="step", dynamic_ncols=True,
-        disable=quiet or not ddp.main,
+        disable=run.quiet or not run.ddp.main,
     )  # fmt: skip
     try:
         for step, batch in enumerate(loader, start=run.start):
@@ -749,7 +742,7 @@ def _open_run(
     if ddp.main:
         text = json.dumps({**cfg.to_dict(), "world_size": ddp.world}, indent=1)
         write_text(out / "config.json", text + "\n")
-    return _Run(cfg, splits, ddp, device, start, end, ckpt, log)
+    return _Run(cfg, splits, ddp, device, start, end, ckpt, log, quiet)
 
 
 def _build_trainee(run: _Run) -> _Trainee:

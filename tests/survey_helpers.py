@@ -25,18 +25,13 @@ def survey_dataset(root: Path, short_side: int = 256) -> Path:
     test split: ROOT/manifests/dataset.parquet. Returns ROOT."""
     from filmdata.images import ImageSetConfig, index_images
     from manifests import FRAME_SCHEMA, layout, write_table
-    from tests.train_helpers import photo
+    from tests.train_helpers import write_photos
 
     films = {"film-a": ("astronaut", "coffee", "chelsea"), "film-b": ("rocket", "retina")}
     parts = []
     for film_id, names in films.items():
         src = root.parent / f"{root.name}_{film_id}"
-        src.mkdir(parents=True, exist_ok=True)
-        files = []
-        for name in names:
-            path = src / f"{name}.jpg"
-            cv2.imwrite(str(path), cv2.cvtColor(photo(name, short_side), cv2.COLOR_RGB2BGR))
-            files.append(path)
+        files = write_photos(src, names, short_side)
         parts.append(index_images(src, files, film_id, root, ImageSetConfig()))
     frames = pd.concat(parts, ignore_index=True)
     assert (frames["status"] == "kept").all()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import shutil
 from pathlib import Path
 
 import cv2
@@ -12,6 +11,7 @@ import pytest
 
 from colorizer.compare import CompareConfig, compare
 from colorizer.errors import ConfigError
+from tests.browser import headless_chromium
 from tests.faults import run_cli, small_dataset
 from tests.helpers_colorizer import make_checkpoint
 
@@ -86,31 +86,12 @@ def test_bad_options() -> None:
                       temperatures=(float("nan"),))
 
 
-def _browser():
-    """A headless Chromium driven by Selenium, or skip with the reason."""
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    if not chromium or not driver_path:
-        pytest.skip("no Chromium and chromedriver here (Debian: apt install chromium "
-                    "chromium-driver)")
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,1000"):
-        options.add_argument(arg)
-    return webdriver.Chrome(options=options, service=Service(driver_path))
-
-
 def test_page_in_a_real_browser(comparison: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
     table = pd.read_csv(comparison / "compare.csv")
-    browser = _browser()
+    browser = headless_chromium(1400, 1000)
     try:
         browser.get((comparison / "index.html").as_uri())
         rows = browser.find_elements(By.CSS_SELECTOR, "#images tbody tr")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -29,6 +28,7 @@ from survey.errors import SurveyNotFoundError, SurveyVersionError
 from survey.order import rater_order
 from survey.plan import pick_frames
 from survey.report import analyse, holm, sign_flip_test, two_way_bootstrap
+from tests.browser import headless_chromium
 from tests.faults import run_cli
 from tests.survey_helpers import (
     REPO,
@@ -388,23 +388,9 @@ def test_make_refuses_to_overwrite(study: dict[str, Path], tmp_path: Path) -> No
 
 
 def _browser(width: int, height: int):
-    """A headless Chromium driven by Selenium, or skip with the reason."""
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    if not chromium or not driver_path:
-        pytest.skip("no Chromium and chromedriver here (Debian: apt install chromium "
-                    "chromium-driver)")
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                f"--window-size={width},{height}"):
-        options.add_argument(arg)
-    browser = webdriver.Chrome(options=options, service=Service(driver_path))
-    # a phone's screen exactly (a desktop window has a minimum width)
+    """A headless Chromium with a phone's screen exactly (a desktop window has a minimum
+    width), or skip with the reason."""
+    browser = headless_chromium(width, height)
     browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
         "width": width, "height": height, "deviceScaleFactor": 2, "mobile": True})
     return browser

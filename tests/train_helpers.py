@@ -23,6 +23,17 @@ def photo(name: str, short_side: int) -> np.ndarray:
     return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
 
 
+def write_photos(folder: Path, names: tuple[str, ...], short_side: int) -> list[Path]:
+    """FOLDER/<name>.jpg for each scikit-image photo in `names`, shorter side `short_side`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for name in names:
+        path = folder / f"{name}.jpg"
+        cv2.imwrite(str(path), cv2.cvtColor(photo(name, short_side), cv2.COLOR_RGB2BGR))
+        files.append(path)
+    return files
+
+
 def make_dataset(
     root: Path,
     names: tuple[str, ...] = PHOTOS,
@@ -32,12 +43,7 @@ def make_dataset(
     """JPEGs of `names` indexed with filmdata's image indexer, split train (or val for the
     names in `val`), written as ROOT/manifests/dataset.parquet. Returns ROOT."""
     src = root.parent / f"{root.name}_src"
-    src.mkdir(parents=True, exist_ok=True)
-    files = []
-    for name in names:
-        path = src / f"{name}.jpg"
-        cv2.imwrite(str(path), cv2.cvtColor(photo(name, short_side), cv2.COLOR_RGB2BGR))
-        files.append(path)
+    files = write_photos(src, names, short_side)
     frames = index_images(src, files, "photos", root, ImageSetConfig())
     rejected = frames.loc[frames["status"] != "kept", "source_path"].tolist()
     assert not rejected, f"the image indexer rejected {rejected}"
