@@ -311,7 +311,7 @@ def _report_film(result: Any, quiet: bool) -> None:
     if not quiet:
         click.echo(
             f"{name}: {result.shots} shots ({empty} without a kept frame), "
-            f"{result.candidates} frames sampled, {result.kept} kept, rejected: {rejected} "
+            f"{result.sampled} frames sampled, {result.kept} kept, rejected: {rejected} "
             f"({result.seconds:.1f} s) -> {result.manifest}"
         )
     _warn_empty_shots(result)

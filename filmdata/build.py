@@ -288,7 +288,7 @@ def _run_images(task: Task, out_root: Path, cfg: BuildConfig, force: bool) -> Fi
     kept = rows["status"] == "kept"
     return FilmResult(
         task.path, task.set_id, "done", manifest=str(manifest), shots=len(rows),
-        candidates=len(rows), kept=int(kept.sum()),
+        sampled=len(rows), kept=int(kept.sum()),
         rejected=rows.loc[~kept, "reject_reason"].value_counts().to_dict(),
         seconds=time.perf_counter() - started,
     )

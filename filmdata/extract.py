@@ -80,7 +80,7 @@ class FilmResult:
     status: str  # "done" | "skipped" | "failed"
     manifest: str | None = None
     shots: int = 0
-    candidates: int = 0
+    sampled: int = 0  # frames sampled (manifest rows, kept or rejected)
     kept: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
     empty_shots: dict[str, int] = field(default_factory=dict)  # shots without a kept frame,
@@ -210,7 +210,7 @@ def extract_film(
         status="done",
         manifest=str(manifest_path),
         shots=len(shots),
-        candidates=len(frames),
+        sampled=len(frames),
         kept=int(kept.sum()),
         rejected=dict(Counter(frames.loc[~kept, "reject_reason"])),
         empty_shots=dict(Counter(shots["note"].dropna())),
@@ -389,7 +389,7 @@ class _FilmRun:
             "start_frame": shot.start, "end_frame": shot.end,
             "start_s": shot_times[0], "end_s": shot_times[1],
             "transition_in": shot.transition_in, "transition_in_start": shot.transition_in_start,
-            "n_candidates": len(rows),
+            "n_sampled": len(rows),
             "n_kept": n_kept,
             "n_flash": plan.n_flash,
             "note": None if n_kept else _empty_shot_note(

@@ -1,6 +1,6 @@
 """The Parquet schemas shared by `filmdata` (writer) and `colorizer` (reader).
 
-One row per candidate frame, kept or rejected: nothing is silently dropped. Bump
+One row per sampled frame, kept or rejected: nothing is silently dropped. Bump
 `SCHEMA_VERSION` whenever a column is renamed, removed or changes type; adding a
 nullable column does not need a bump.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the shot table's n_candidates is n_sampled
 
 # Parquet key-value metadata keys (values are UTF-8 JSON or plain strings).
 META_SCHEMA_VERSION = b"filmcolor.schema_version"
@@ -71,7 +71,7 @@ SHOT_SCHEMA = pa.schema(
         ("end_s", pa.float64()),
         ("transition_in", pa.string()),  # "start" | "cut" | "gradual"
         ("transition_in_start", pa.int64()),  # first mixed frame of the incoming transition
-        ("n_candidates", pa.int32()),  # frames sampled from the shot
+        ("n_sampled", pa.int32()),  # frames sampled from the shot (rows of the frame manifest)
         ("n_kept", pa.int32()),
         ("n_flash", pa.int32()),  # flash frames in the shot (never sampled)
         ("note", pa.string()),  # why the shot gave no kept frame; null when it did
