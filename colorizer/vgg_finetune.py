@@ -176,6 +176,10 @@ def settle_finetune_config(out: Path | None, resume: Path | None,
         if out is not None and Path(out) != Path(resume):
             raise ConfigError(f"--resume {resume} continues that run in its own file; leave "
                               f"--out out (or give --out {resume})")
+        if not Path(resume).is_file():
+            raise ConfigError(f"--resume {resume}: no such run to continue (it saves its first "
+                              f"checkpoint after --save-every steps); start it with --out "
+                              f"{resume}")
         out = resume
     elif out is None:
         raise ConfigError("give --out FILE (the grey VGG file to write), or --resume FILE")

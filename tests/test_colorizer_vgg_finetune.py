@@ -199,6 +199,17 @@ def test_cli_runs_and_reports_mistakes_in_one_line(fake_manifests, vgg_file, tmp
         lines = [line for line in bad.output.splitlines() if line.strip()]
         assert bad.exit_code == 2 and len(lines) == 1, bad.output
         assert lines[0].startswith("error: ") and words in lines[0]
+    # a --resume path with no run behind it (a typo) starts nothing
+    typo = tmp_path / "gray.pt"
+    for words, extra in {"no such run to continue": ["--resume", str(typo)],
+                         "continues that run in its own file": ["--resume", str(out),
+                                                                "--out", str(typo)]}.items():
+        bad = CliRunner().invoke(main, [*common[:3], *common[5:], "--vgg-weights",
+                                        str(vgg_file), *extra])
+        lines = [line for line in bad.output.splitlines() if line.strip()]
+        assert bad.exit_code == 2 and len(lines) == 1, bad.output
+        assert lines[0].startswith("error: ") and words in lines[0]
+    assert not typo.exists()
 
 
 def test_cli_does_not_import_torch_at_start() -> None:
