@@ -205,30 +205,12 @@ def prepare_output(out: Path) -> None:
 
 def finetune_vgg(cfg: VggFinetuneConfig, image_paths: Sequence[Path]) -> FinetuneResult:
     """Fine-tune a grey-input VGG-16 (conv1_1 .. conv3_3) on ``image_paths``; write ``cfg.out``."""
-    if not image_paths:
-        raise DataError("no images to fine-tune VGG on (the dataset has no kept frames?)")
-    missing = [str(p) for p in image_paths if not Path(p).is_file()]
-    if missing:
-        raise DataError(
-            f"{len(missing)} of {len(image_paths)} images are missing, e.g. {missing[0]}; "
-            "rebuild the dataset or check its folder"
-        )
+    _check_images(image_paths)
     out = Path(cfg.out)
     refuse_to_overwrite(cfg)
     device = resolve_device(cfg.device)
     prepare_output(out)
-
-    teacher = VggFeatures()
-    if load_vgg_weights(teacher, cfg.vgg_weights).kind != "imagenet-vgg16":
-        raise WeightsError(
-            f"{cfg.vgg_weights} is a grey VGG; the teacher must be torchvision's ImageNet "
-            "VGG-16 (vgg16-397923af.pth)"
-        )
-    student = VggFeatures()
-    student.load_state_dict(teacher.state_dict())
-    teacher.requires_grad_(False).eval()
-    teacher.to(device, memory_format=torch.channels_last)
-    student.to(device, memory_format=torch.channels_last)
+    teacher, student = _teacher_and_student(cfg, device)
     optimizer = torch.optim.Adam(student.parameters(), lr=cfg.lr)
     state_bytes = sum(t.numel() * t.element_size() for t in student.state_dict().values())
     check_free_space(out.parent, 3 * state_bytes, out.name)  # weights + Adam's two moments
@@ -277,6 +259,34 @@ def finetune_vgg(cfg: VggFinetuneConfig, image_paths: Sequence[Path]) -> Finetun
     student.train()
     run_steps(cfg, loader, start, step_loss, optimizer, losses, save)
     return FinetuneResult(out, start, max(start, cfg.steps), tuple(losses))
+
+
+def _check_images(image_paths: Sequence[Path]) -> None:
+    if not image_paths:
+        raise DataError("no images to fine-tune VGG on (the dataset has no kept frames?)")
+    missing = [str(p) for p in image_paths if not Path(p).is_file()]
+    if missing:
+        raise DataError(
+            f"{len(missing)} of {len(image_paths)} images are missing, e.g. {missing[0]}; "
+            "rebuild the dataset or check its folder"
+        )
+
+
+def _teacher_and_student(cfg: VggFinetuneConfig, device: torch.device
+                         ) -> tuple[VggFeatures, VggFeatures]:
+    """The frozen colour VGG-16 (torchvision's ImageNet weights) and its trainable copy."""
+    teacher = VggFeatures()
+    if load_vgg_weights(teacher, cfg.vgg_weights).kind != "imagenet-vgg16":
+        raise WeightsError(
+            f"{cfg.vgg_weights} is a grey VGG; the teacher must be torchvision's ImageNet "
+            "VGG-16 (vgg16-397923af.pth)"
+        )
+    student = VggFeatures()
+    student.load_state_dict(teacher.state_dict())
+    teacher.requires_grad_(False).eval()
+    teacher.to(device, memory_format=torch.channels_last)
+    student.to(device, memory_format=torch.channels_last)
+    return teacher, student
 
 
 def run_steps(cfg: VggFinetuneConfig, loader: Iterable[Any], start: int,
