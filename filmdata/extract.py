@@ -184,25 +184,10 @@ def extract_film(
             raise NotAVideoError(
                 f"{path}: no video frame could be decoded; the file is damaged or not a film"
             )
-        info = {
-            "source": source,
-            "film": decoder.info.__dict__,
-            "profile": profile.to_dict(),
-            "frames_decoded": decoder.frames_decoded,
-            "decode_errors": decoder.decode_errors,
-            "truncated": decoder.truncated,
-            "config_fingerprint": cfg.fingerprint(),
-            "seconds": round(time.perf_counter() - started, 3),
-        }
+        info = _run_facts(source, decoder, profile, cfg, time.perf_counter() - started)
     frames, shots = run.tables()
     remove_unlisted_images(out_root, film_id, frames)
-    _write(lambda: manifests.write_table(
-        shots, layout.shot_manifest(out_root, film_id), SHOT_SCHEMA,
-        kind="shots", config=cfg.to_dict(), info=info,
-    ))
-    _write(lambda: manifests.write_table(
-        frames, manifest_path, FRAME_SCHEMA, kind="frames", config=cfg.to_dict(), info=info,
-    ))
+    _write_manifests(out_root, film_id, frames, shots, cfg, info)
     kept = frames["status"] == manifests.schema.STATUS_KEPT
     return FilmResult(
         source_path=str(path),
@@ -219,6 +204,35 @@ def extract_film(
         seconds=time.perf_counter() - started,
         retired_dataset=str(retired) if retired else None,
     )
+
+
+def _run_facts(source: dict[str, Any], decoder: FilmDecoder, profile: FilmProfile,
+               cfg: ExtractConfig, seconds: float) -> dict[str, Any]:
+    """What the manifests' metadata tells of this run: the source, the film, its profile,
+    the decode's damage, the config fingerprint (the skip check), the time taken."""
+    return {
+        "source": source,
+        "film": decoder.info.__dict__,
+        "profile": profile.to_dict(),
+        "frames_decoded": decoder.frames_decoded,
+        "decode_errors": decoder.decode_errors,
+        "truncated": decoder.truncated,
+        "config_fingerprint": cfg.fingerprint(),
+        "seconds": round(seconds, 3),
+    }
+
+
+def _write_manifests(out_root: Path, film_id: str, frames: pd.DataFrame, shots: pd.DataFrame,
+                     cfg: ExtractConfig, info: dict[str, Any]) -> None:
+    """The shot table, then the frame manifest: written last, it marks the film done."""
+    _write(lambda: manifests.write_table(
+        shots, layout.shot_manifest(out_root, film_id), SHOT_SCHEMA,
+        kind="shots", config=cfg.to_dict(), info=info,
+    ))
+    _write(lambda: manifests.write_table(
+        frames, layout.film_manifest(out_root, film_id), FRAME_SCHEMA, kind="frames",
+        config=cfg.to_dict(), info=info,
+    ))
 
 
 @dataclass
