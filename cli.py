@@ -777,7 +777,7 @@ def _temperatures(values: tuple[Any, ...]) -> tuple[float, ...]:
     return tuple(out)
 
 
-@main.command("colorize")
+@main.command("colorize", short_help="Colorize images and films (keyframes + flow).")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--checkpoint", type=click.Path(path_type=Path), required=True,
               help="Trained checkpoint (RUN/last.pt), or Zhang et al.'s released weights.")
@@ -810,27 +810,52 @@ def _temperatures(values: tuple[Any, ...]) -> tuple[float, ...]:
               help="Films: colorize from this time on (seconds).")
 @click.option("--end", "end_s", type=click.FloatRange(0, min_open=True), default=None,
               help="Films: stop at this time (seconds).")
+@click.option("--keyframes", default="auto", show_default=True,
+              help="Films: run the network on every N-th frame of a shot (and its first and "
+                   "last) and carry the colour to the frames between by optical flow; 'off': "
+                   "every frame; 'auto': the measured default (4).")
 @click.option("--smooth", "smooth_s", type=click.FloatRange(0), default=0.0, show_default=True,
               help="Films: smooth colours over time within each shot, time constant in "
-                   "seconds (try 0.2): less flicker, but colours lag behind fast motion.")
-@click.option("--cut-threshold", type=click.FloatRange(0), default=20.0, show_default=True,
-              help="Films, with --smooth: ContentDetector luma score that restarts smoothing.")
+                   "seconds (try 0.2): less flicker.")
+@click.option("--smooth-method", type=click.Choice(["flow", "ema"]), default="flow",
+              show_default=True,
+              help="Films, with --smooth: 'flow' follows motion (optical flow, trusted pixels "
+                   "only); 'ema' is the plain average, whose colours trail moving objects.")
+@click.option("--cut-threshold", type=click.FloatRange(0, 255), default=None,
+              help="Films: score at which the shot detector (as extract-frames) proposes a "
+                   "cut, 0-255; lower finds more cuts [default: its tuned threshold].")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
+              help="Inputs colorized at once, each in its own process (one per GPU on a "
+                   "GPU machine).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True, help="local: a process pool here; ray: a Ray cluster.")
+@click.option("--address", default=None, help="Ray cluster address (else RAY_ADDRESS).")
+@click.option("--force", is_flag=True,
+              help="Redo inputs that --out already holds (colorized.jsonl) with these settings.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or per-file lines.")
 @one_line_errors
-def colorize_command(inputs: tuple[Path, ...], quiet: bool, **opts: Any) -> None:
+def colorize_command(inputs: tuple[Path, ...], quiet: bool, workers: int, engine: str,
+                     address: str | None, force: bool, **opts: Any) -> None:
     """Colorize INPUTS: images, films, or folders of them, into --out.
 
     Each output keeps its input's full-resolution lightness (L); the network predicts the
     colour (ab) at --work-size and it is upsampled. Films keep their frame rate, timing
     and audio (copied unchanged) and are re-encoded with H.264. A bad input gives one
-    error line and the others go on; the exit status is then 1.
+    error line and the others go on; the exit status is then 1. A rerun skips the inputs
+    --out already holds with the same settings (OUT/colorized.jsonl).
     """
-    from colorizer.colorize import colorize_paths
+    from colorizer.colorize import RunOptions, colorize_paths
     from colorizer.colorize_config import ColorizeConfig
 
     cfg = ColorizeConfig(quiet=quiet, **opts)
+    run = RunOptions(engine=engine, workers=workers, address=address, force=force)
     done = failed = 0
-    for result in colorize_paths(inputs, cfg):
+    for result in colorize_paths(inputs, cfg, run=run):
+        if result.skipped:
+            done += 1
+            if not quiet:
+                click.echo(f"{result.source}: already done ({result.output}); --force redoes it")
+            continue
         if result.error is not None:
             error = result.error
             if isinstance(result.cause, OSError):  # its output could not be written

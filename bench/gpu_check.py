@@ -18,7 +18,8 @@ Sections:
                  decode path (torchvision.io.decode_jpeg on the device; bench only) as a row
                  when the CPU loader falls short of 0.9 x synthetic
   colorize       colorize frames/s of a 720p and a 1080p B&W film, per frame (no smoothing),
-                 and the share of decode, network, colour and encode (bench_colorize's path)
+                 then at 1080p per film mode (flow smoothing, keyframes 2 / auto / 8), and the
+                 share of decode, cuts, network, flow, colour and encode (the film path)
   train_compile  the train_step configurations under torch.compile
   ddp            skipped on one GPU (said so in the output)
 
@@ -49,7 +50,7 @@ SECTIONS = [
     ("env", 45, 60),
     ("train_step", 120, 90),
     ("loader", 110, 90),
-    ("colorize", 90, 90),
+    ("colorize", 150, 120),
     ("train_compile", 100, 90),
     ("ddp", 0, 0),  # decided from env's device count, no process of its own
 ]
@@ -547,16 +548,59 @@ def section_loader(report: Report, cfg: dict) -> None:
     tmp.rmdir()
 
 
+# Film modes measured at the largest size (first arch): (label, keyframes, smooth seconds)
+COLORIZE_MODES = [("flow 0.2", "off", 0.2), ("keyframes 2", "2", 0.0),
+                  ("keyframes auto", "auto", 0.0), ("keyframes 8", "8", 0.0)]
+
+
+def colorize_mode_row(film: Path, ckpt: Path, out: Path, *, device: str, arch: str,
+                      frames: int, fps: float, batch: int, work_size: int, keyframes: str,
+                      smooth: float) -> dict:
+    """bench_colorize.colorize_row with the film mode given: keyframes and flow smoothing."""
+    import av
+    import torch
+
+    from colorizer.colorize import colorize_paths
+    from colorizer.colorize_config import ColorizeConfig
+    from colorizer.predictor import Colorizer
+
+    with av.open(str(film)) as container:
+        stream = container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+    cfg = ColorizeConfig(checkpoint=ckpt, out=out, device=device, batch_size=batch,
+                         work_size=work_size, end_s=(frames - 0.5) / fps, smooth_s=smooth,
+                         keyframes=keyframes, quiet=True)
+    colorizer = Colorizer.from_checkpoint(ckpt, device, work_size=work_size)
+    if colorizer.cuda:  # warm-up: cuDNN autotuning, lazy CUDA init
+        L = torch.full((batch, 1, height, width), 50.0, device=colorizer.device)
+        colorizer.compose(L, colorizer.predict_ab(L))
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    (result,) = list(colorize_paths([film], cfg, colorizer))
+    wall = time.perf_counter() - t0
+    if result.error:
+        raise RuntimeError(result.error)
+    total = sum(result.timings.values()) or 1.0
+    return {"frames": result.frames, "seconds": round(wall, 3),
+            "frames/s": round(result.frames / wall, 2),
+            **{f"{k} %": round(100 * v / total, 1) for k, v in result.timings.items()}}
+
+
 def section_colorize(report: Report, cfg: dict) -> None:
     import torch
 
     sys.path.insert(0, str(ROOT / "bench"))
-    from bench_colorize import colorize_row, make_bw_film, random_checkpoint
+    from bench_colorize import make_bw_film, random_checkpoint
 
     cc = cfg["colorize"]
     fps = 24.0
     plan = [{"arch": a, "size": f"{w}x{h}", "frames": cc["frames"], "batch": cc["batch"],
-             "smooth_s": 0.0} for (w, h) in cc["sizes"] for a in cc["archs"]]  # fmt: skip
+             "mode": "per-frame", "keyframes": "off", "smooth_s": 0.0}
+            for (w, h) in cc["sizes"] for a in cc["archs"]]  # fmt: skip
+    w, h = cc["sizes"][-1]
+    plan += [{"arch": cc["archs"][0], "size": f"{w}x{h}", "frames": cc["frames"],
+              "batch": cc["batch"], "mode": label, "keyframes": kf, "smooth_s": smooth}
+             for label, kf, smooth in COLORIZE_MODES]  # fmt: skip
     report.plan(plan)
     with tempfile.TemporaryDirectory(prefix="gpu_check_colorize_") as tmp_name:
         tmp = Path(tmp_name)
@@ -571,10 +615,12 @@ def section_colorize(report: Report, cfg: dict) -> None:
                     made = make_bw_film(film, cc["frames"], w, h, fps)
                     report.data["notes"].append(f"film {row['size']} made in {made:.1f} s")
                     films[row["size"]] = film
-                result = colorize_row(films[row["size"]], ckpts[row["arch"]], tmp / "out",
-                                      device=cfg["device"], arch=row["arch"],
-                                      frames=cc["frames"], fps=fps, batch=cc["batch"],
-                                      work_size=cc["work_size"], smooth=0.0)  # fmt: skip
+                result = colorize_mode_row(films[row["size"]], ckpts[row["arch"]], tmp / "out",
+                                           device=cfg["device"], arch=row["arch"],
+                                           frames=cc["frames"], fps=fps, batch=cc["batch"],
+                                           work_size=cc["work_size"],
+                                           keyframes=row["keyframes"],
+                                           smooth=row["smooth_s"])  # fmt: skip
                 report.update(i, {"status": "ok", **result})
             except Exception as exc:
                 report.update(i, {"status": f"error: {type(exc).__name__}: {exc}"[:400]})
@@ -758,15 +804,17 @@ def text_report(results: dict) -> str:
                              f"{_fmt(best['ratio'], '.3f')} x synthetic (target >= "
                              f"{best['target']}): {verdict}")  # fmt: skip
         elif name == "colorize" and rows:
-            lines.append(f"{'arch':7s} {'size':>9s} {'batch':>5s} {'frames':>6s} "
-                         f"{'frames/s':>8s} {'decode%':>7s} {'net%':>6s} {'colour%':>7s} "
-                         f"{'encode%':>7s} status")  # fmt: skip
+            lines.append(f"{'arch':7s} {'size':>9s} {'mode':>14s} {'batch':>5s} "
+                         f"{'frames':>6s} {'frames/s':>8s} {'decode%':>7s} {'cuts%':>6s} "
+                         f"{'net%':>6s} {'flow%':>6s} {'colour%':>7s} {'encode%':>7s} "
+                         "status")  # fmt: skip
             for r in rows:
-                lines.append(f"{r['arch']:7s} {r['size']:>9s} {r['batch']:5d} "
-                             f"{r['frames']:6d} {_fmt(r.get('frames/s')):>8s} "
-                             f"{_fmt(r.get('decode %')):>7s} {_fmt(r.get('model %')):>6s} "
-                             f"{_fmt(r.get('colour %')):>7s} {_fmt(r.get('encode %')):>7s} "
-                             f"{r['status']}")  # fmt: skip
+                lines.append(f"{r['arch']:7s} {r['size']:>9s} {r.get('mode', ''):>14s} "
+                             f"{r['batch']:5d} {r['frames']:6d} "
+                             f"{_fmt(r.get('frames/s')):>8s} {_fmt(r.get('decode %')):>7s} "
+                             f"{_fmt(r.get('cuts %')):>6s} {_fmt(r.get('network %')):>6s} "
+                             f"{_fmt(r.get('flow %')):>6s} {_fmt(r.get('colour %')):>7s} "
+                             f"{_fmt(r.get('encode %')):>7s} {r['status']}")  # fmt: skip
         lines.append("")
     lines.append("targets (value, met):")
     lines += [f"   {k}: {v if v is not None else 'not measured'}"

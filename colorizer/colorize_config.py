@@ -11,6 +11,9 @@ from pathlib import Path
 
 from colorizer.errors import ConfigError
 from colorizer.fields import check_fields
+from colorizer.temporal import keyframe_interval
+
+SMOOTH_METHODS = ("flow", "ema")
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,14 @@ class ColorizeConfig:
     preset: str = "veryfast"  # libx264 speed/size trade-off
     start_s: float | None = None  # colorize [start_s, end_s) only
     end_s: float | None = None
-    smooth_s: float = 0.0  # time constant of the ab EMA within a shot, seconds; 0 = off
-    cut_threshold: float = 20.0  # ContentDetector (luma) score that resets the EMA
+    keyframes: str = "auto"  # network on every N-th frame of a shot ("N"), the rest carried
+    #   by optical flow from both neighbouring keyframes; "off": every frame; "auto": the
+    #   measured default interval (`colorizer.temporal.DEFAULT_KEYFRAME_INTERVAL`)
+    smooth_s: float = 0.0  # time constant of the smoothing of ab within a shot, s; 0 = off
+    smooth_method: str = "flow"  # flow: motion-compensated (warped by optical flow,
+    #   trusted pixels only); ema: the plain moving average (colour trails motion)
+    cut_threshold: float | None = None  # score of the shared shot detector's cut
+    #   proposals (`shotdetect`, method "film", 0-255); None: its tuned default
 
     def __post_init__(self) -> None:
         check_fields(self)  # every value of its declared type; numbers finite (no nan)
@@ -56,3 +65,15 @@ class ColorizeConfig:
             raise ConfigError(f"--end ({self.end_s}) must be after --start ({self.start_s})")
         if self.smooth_s < 0:
             raise ConfigError(f"--smooth must be >= 0 seconds, got {self.smooth_s}")
+        if self.smooth_method not in SMOOTH_METHODS:
+            raise ConfigError(f"--smooth-method must be one of {', '.join(SMOOTH_METHODS)}, "
+                              f"got {self.smooth_method!r}", key="smooth_method")
+        if self.cut_threshold is not None and not 0 <= self.cut_threshold <= 255:
+            raise ConfigError(f"--cut-threshold must be in 0..255, got {self.cut_threshold}",
+                              key="cut_threshold")
+        keyframe_interval(self.keyframes)  # auto, off or a whole number >= 1
+
+    @property
+    def keyframe_interval(self) -> int:
+        """Frames from one keyframe to the next within a shot (1: every frame)."""
+        return keyframe_interval(self.keyframes)

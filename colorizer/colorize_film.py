@@ -1,38 +1,43 @@
 """Colorize a film: stream-decode with PyAV, colorize in batches, re-encode with libx264.
 
-One pass over the source; memory stays bounded whatever the film's length: at most one
-batch of decoded frames is held (plus the encoder's lookahead and the muxer's small
-interleaving buffer of audio packets).
+Memory stays bounded whatever the film's length: at most `frames_held_bound` decoded frames
+are held (a batch being read in, plus the keyframes waiting for the network and the frames
+between them), plus the encoder's lookahead and the muxer's small interleaving buffer.
 
 - Video: every frame of the chosen range is decoded (grey sources as ``gray``, others as
-  ``rgb24``, L taken from the RGB), colorized with its own full-resolution L, converted to
-  YUV 4:2:0 (BT.601, limited range, tagged as such) and encoded with libx264 (``crf``,
-  ``preset``) with the source's frame timestamps and frame rate.
+  ``rgb24``, L taken from the RGB), given ab and composed with its own full-resolution L,
+  converted to YUV 4:2:0 (BT.601, limited range, tagged as such) and encoded with libx264
+  (``crf``, ``preset``) with the source's frame timestamps and frame rate.
 - Audio: the first audio stream is copied packet by packet, unchanged (no re-encoding);
   the output is MP4 unless that codec cannot go into MP4, then Matroska.
 - Range: ``start_s`` / ``end_s`` colorize [start, end) only (seek to the keyframe before
   start, decode from there, drop earlier frames); audio packets of that span are copied
   and every timestamp is shifted so that the output starts at 0.
-- Temporal smoothing (``smooth_s`` > 0): an exponential moving average of the predicted ab
-  (at the network's 1/4 resolution) with time constant ``smooth_s``, reset at every cut
-  found by PySceneDetect's ``ContentDetector`` on the luma of 64-pixel-wide thumbnails.
-  Less flicker of colours from frame to frame; the price is colour lag: on fast motion the
-  colour of a moving object trails it (ghosting) for about ``smooth_s``, and dissolves (no
-  hard cut) carry the old shot's colours into the new one for that long.
+- Shot transitions (when keyframes or smoothing are on): found first, by the project's
+  shot detector (`shotdetect`, the same as extract-frames) in a pass that decodes the range
+  and shrinks each frame to the detector's analysis width (`_find_transitions`). Nothing is
+  carried across a cut; each frame of a gradual transition (dissolve, fade) is colorized
+  on its own and the new shot starts afresh after it (`colorizer.temporal.Breaks`).
+- Keyframes (``keyframes``): the network colorizes the first frame of each shot, every
+  N-th frame and its last frame; the frames between two keyframes get ab carried from both
+  by optical flow (`colorizer.temporal.propagate`), or the network's own where the flow
+  reaches too little of the picture.
+- Smoothing (``smooth_s`` > 0): ab blended with the previous output warped by the flow
+  (``smooth_method="flow"``), or the plain moving average (``"ema"``), within each shot.
 
 The output is written under a temporary name beside the target (`colorizer.outputs`, the
 extension kept for the muxer) and renamed at the end; an exception or Ctrl-C removes the
 temporary file. A damaged film is colorized as far as it decodes: packets that fail to
 decode are skipped and counted, and a demuxer error or frames that stop before the duration
-the container declares mark it truncated (`FilmResult.warnings()` says so in one line).
+the container declares mark it truncated (`ColorizedFilm.warnings()` says so in one line).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -48,19 +53,33 @@ from colorizer.colorize_config import ColorizeConfig
 from colorizer.errors import InputError
 from colorizer.outputs import atomic_output, output_path
 from colorizer.predictor import Colorizer
+from colorizer.temporal import (
+    MIN_COVERAGE,
+    Breaks,
+    DenseFlow,
+    EmaSmoother,
+    FlowSmoother,
+    L_to_u8,
+    Link,
+    ab_to_hwc,
+    hwc_to_ab,
+    is_keyframe,
+    link,
+    propagate,
+)
+from shotdetect import ANALYSIS_WIDTH, Settings, ShotDetector, Transition
 
 log = logging.getLogger(__name__)
 
 # Audio codecs that the MP4 muxer takes as they are; anything else goes into Matroska.
 MP4_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac", "mp2"})
-_THUMB_WIDTH = 64
 _BT601 = {"colorspace": 6, "color_primaries": 6, "color_trc": 6, "color_range": 1}
 # Containers whose duration is a bitrate estimate: a short stream is no sign of damage.
 ESTIMATED_DURATION_FORMATS = frozenset({"mpeg", "mpegts", "mpegvideo"})
 
 
 @dataclass
-class FilmResult:
+class ColorizedFilm:
     output: Path
     frames: int
     audio: bool
@@ -69,6 +88,10 @@ class FilmResult:
     truncated: bool = False  # the stream ended before the film's declared end (cut short)
     ended_at_s: float | None = None  # when truncated: the last frame's time
     duration_s: float | None = None  # when truncated: the duration the container declares
+    network_frames: int = 0  # frames the network colorized (keyframes + fallbacks)
+    fallbacks: int = 0  # propagated frames too unreliable, colorized by the network instead
+    transitions: int = 0  # shot transitions found (cuts and gradual ones)
+    max_held: int = 0  # most decoded frames held at once (memory)
 
     def warnings(self) -> list[str]:
         """One line for a damaged film (what was written is all that could be decoded)."""
@@ -83,13 +106,15 @@ class FilmResult:
                 "that could be decoded"]
 
 
+STAGES = ("decode", "cuts", "network", "flow", "colour", "encode")
+
+
 class _Stages:
-    """Seconds spent per stage (decode, model, colour, encode); CUDA synchronised."""
+    """Seconds spent per stage (`STAGES`); CUDA synchronised."""
 
     def __init__(self, cuda: bool) -> None:
         self.cuda = cuda
-        self.seconds: dict[str, float] = {"decode": 0.0, "model": 0.0, "colour": 0.0,
-                                          "encode": 0.0}
+        self.seconds: dict[str, float] = dict.fromkeys(STAGES, 0.0)
 
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
@@ -102,54 +127,25 @@ class _Stages:
             self.seconds[name] += time.perf_counter() - t0
 
 
-class CutDetector:
-    """Hard cuts from PySceneDetect's ContentDetector on the luma of small thumbnails.
-
-    ``push(grey_or_rgb)`` returns True when that frame starts a new shot. Frame to frame, so
-    it reports a cut at once (no lookahead), which is what a streaming EMA needs.
-    """
-
-    def __init__(self, threshold: float, fps: float) -> None:
-        from scenedetect import FrameTimecode
-        from scenedetect.detectors import ContentDetector
-
-        self._timecode = FrameTimecode
-        self._fps = float(fps)
-        self._detector = ContentDetector(threshold=threshold, min_scene_len=0, luma_only=True)
-        self._index = 0
-
-    def push(self, frame: np.ndarray) -> bool:
-        h, w = frame.shape[:2]
-        tw = min(_THUMB_WIDTH, w)
-        th = max(1, round(h * tw / w))
-        thumb = cv2.resize(frame, (tw, th), interpolation=cv2.INTER_AREA)
-        if thumb.ndim == 2:
-            thumb = cv2.cvtColor(thumb, cv2.COLOR_GRAY2BGR)
-        else:
-            thumb = cv2.cvtColor(thumb, cv2.COLOR_RGB2BGR)
-        cuts = self._detector.process_frame(self._timecode(self._index, fps=self._fps), thumb)
-        first = self._index == 0
-        self._index += 1
-        return first or bool(cuts)
+def frames_held_bound(batch_size: int, interval: int) -> int:
+    """Most decoded frames the film path holds at once: a batch being read in, plus up to
+    ``batch_size`` keyframes waiting for the network with the frames between them."""
+    return batch_size * (interval + 1) + 1
 
 
-class AbSmoother:
-    """EMA of ab over time: ab_t = a * ab_(t-1) + (1 - a) * pred_t, a = exp(-1 / (tau * fps)),
-    restarted at each cut."""
+@dataclass
+class _Held:
+    """A decoded frame waiting for its colour."""
 
-    def __init__(self, smooth_s: float, fps: float) -> None:
-        self.alpha = math.exp(-1.0 / (smooth_s * fps)) if smooth_s > 0 else 0.0
-        self.state: torch.Tensor | None = None
-
-    def __call__(self, ab: torch.Tensor, cuts: list[bool]) -> torch.Tensor:
-        out = []
-        for i, cut in enumerate(cuts):
-            if self.state is None or cut or self.alpha == 0:
-                self.state = ab[i]
-            else:
-                self.state = self.alpha * self.state + (1 - self.alpha) * ab[i]
-            out.append(self.state)
-        return torch.stack(out)
+    index: int  # frame number within the colorized range
+    image: np.ndarray  # (H, W) grey or (H, W, 3) RGB uint8, as decoded
+    pts: int  # output timestamp, in the stream's time base
+    restart: bool  # a segment starts here: nothing is carried over from the frame before
+    key: bool = False  # colorized by the network
+    L_work: torch.Tensor | None = None  # (1, h, w) L at the network's size (keyframes)
+    u8: np.ndarray | None = None  # (h, w) uint8 L at the network's size (flow)
+    link: Link | None = None  # flows to the frame before (None at a restart)
+    ab: np.ndarray | None = None  # (h, w, 2) once known
 
 
 def _open_input(source: Path) -> Any:
@@ -174,7 +170,7 @@ def colorize_film(
     cfg: ColorizeConfig,
     *,
     taken: set[Path] | None = None,
-) -> FilmResult:
+) -> ColorizedFilm:
     """Colorize one film file into ``cfg.out``; see the module docstring."""
     source = Path(source)
     with _open_input(source) as container:
@@ -185,7 +181,7 @@ def colorize_film(
         # the temporary file keeps the extension: PyAV picks the muxer by it
         with atomic_output(target, target.suffix) as tmp:
             with av.open(str(tmp), "w") as out:
-                result = _Transcoder(colorizer, container, out, cfg, source.name).run()
+                result = _Transcoder(colorizer, container, out, cfg, source).run()
             if result.frames == 0:
                 span = f"[{cfg.start_s or 0:g} s, {cfg.end_s if cfg.end_s is not None else 'end'})"
                 raise InputError(
@@ -200,12 +196,13 @@ def colorize_film(
 
 class _Transcoder:
     def __init__(self, colorizer: Colorizer, container: Any, out: Any, cfg: ColorizeConfig,
-                 name: str) -> None:
+                 source: Path) -> None:
         self.c = colorizer
         self.cfg = cfg
         self.container = container
         self.out = out
-        self.name = name
+        self.source = source
+        self.name = source.name
         self.vin = container.streams.video[0]
         self.vin.thread_type = "AUTO"
         self.ain = container.streams.audio[0] if container.streams.audio else None
@@ -217,10 +214,26 @@ class _Transcoder:
         self.film_start = (container.start_time or 0) / av.time_base
         self.offset_s = self.film_start + (cfg.start_s or 0.0) if cfg.start_s else 0.0
         self.stages = _Stages(colorizer.cuda)
-        self.smoother = AbSmoother(cfg.smooth_s, float(self.rate))
-        self.cuts = CutDetector(cfg.cut_threshold, float(self.rate)) if cfg.smooth_s else None
-        self.pending: list[tuple[np.ndarray, int, bool]] = []
+        self.interval = cfg.keyframe_interval
+        self.smoothing = cfg.smooth_s > 0
+        self.uses_flow = self.interval > 1 or (self.smoothing and cfg.smooth_method == "flow")
+        self.uses_cuts = self.interval > 1 or self.smoothing
+        smoother = FlowSmoother if cfg.smooth_method == "flow" else EmaSmoother
+        self.smoother = smoother(cfg.smooth_s, float(self.rate))
+        self.flow = DenseFlow() if self.uses_flow else None
+        self.breaks = Breaks()
+        self.incoming: list[_Held] = []  # decoded, not yet read in (at most a batch)
+        self.held: deque[_Held] = deque()  # read in, waiting for their colour, in order
+        self.prev: _Held | None = None  # the last frame read in (flow to the next)
+        self.anchor: np.ndarray | None = None  # (h, w, 2) ab of the last keyframe written
+        self.prev_u8: np.ndarray | None = None  # (h, w) uint8 L of the last frame read in
+        self.frames_read = 0
+        self.segment_start = 0
         self.frames = 0
+        self.network_frames = 0
+        self.fallbacks = 0
+        self.transitions = 0
+        self.max_held = 0
         self.decode_errors = 0
         self.truncated = False  # the demuxer failed, or frames ended before the duration
         self.last_s: float | None = None  # time of the last decoded video frame
@@ -260,9 +273,14 @@ class _Transcoder:
         return max(0, round((end - (self.cfg.start_s or 0.0)) * float(self.rate))) or None
 
     # ---- main loop
-    def run(self) -> FilmResult:
+    def run(self) -> ColorizedFilm:
         from tqdm import tqdm
 
+        if self.uses_cuts:
+            with self.stages("cuts"):
+                found = self._find_transitions()
+            self.transitions = len(found)
+            self.breaks = Breaks((t.start, t.end) for t in found)
         if self.cfg.start_s:
             target = int((self.film_start + self.cfg.start_s) / self.tb)
             with contextlib.suppress(av.FFmpegError):
@@ -299,7 +317,7 @@ class _Transcoder:
                         bar.update(1)
                 if video_done and (self.aout is None or audio_done):
                     break
-            self._flush_batch()
+            self._finish()
             with self.stages("encode"):
                 for p in self.vout.encode(None):
                     self.out.mux(p)
@@ -308,9 +326,10 @@ class _Transcoder:
         duration = self._declared_duration()
         if not video_done and self._ends_early(duration):
             self.truncated = True
-        return FilmResult(Path(), self.frames, self.aout is not None, self.decode_errors,
-                          dict(self.stages.seconds), self.truncated, self.last_s,
-                          duration)
+        return ColorizedFilm(Path(), self.frames, self.aout is not None, self.decode_errors,
+                             dict(self.stages.seconds), self.truncated, self.last_s, duration,
+                             self.network_frames, self.fallbacks, self.transitions,
+                             self.max_held)
 
     def _next_packet(self, packets: Iterator[Any]) -> Any:
         """The next packet, or None at the end; a demuxer error (a file cut short or
@@ -365,30 +384,173 @@ class _Transcoder:
         self.out.mux(packet)
         return False
 
-    def _push(self, frame: np.ndarray, pts: int) -> None:
-        cut = self.cuts.push(frame) if self.cuts is not None else False
-        self.pending.append((frame, pts - round(self.offset_s / self.tb), cut))
-        if len(self.pending) >= self.cfg.batch_size:
-            self._flush_batch()
+    # ---- shot transitions: a first pass
+    def _find_transitions(self) -> list[Transition]:
+        """The shot transitions of the colorized range, by the project's shot detector
+        (`shotdetect`, as extract-frames) in a first pass that decodes the film and shrinks
+        each frame to the detector's analysis width. Known before any frame is colorized,
+        so memory stays bounded whatever the detector's lag; the pass costs a decode."""
+        from av.video.reformatter import VideoReformatter
 
-    def _flush_batch(self) -> None:
-        if not self.pending:
-            return
-        batch, self.pending = self.pending, []
-        c = self.c
+        detector = ShotDetector(Settings(threshold=self.cfg.cut_threshold), float(self.rate))
+        width = min(ANALYSIS_WIDTH, self.width)
+        height = max(1, round(self.height * width / self.width))
+        reformatter = VideoReformatter()  # one scaler context for the film
+        found: list[Transition] = []
+        pushed = decoded = 0
+        with av.open(str(self.source), "r") as container:
+            vin = container.streams.video[0]
+            vin.thread_type = "AUTO"
+            if self.cfg.start_s:
+                target = int((self.film_start + self.cfg.start_s) / self.tb)
+                with contextlib.suppress(av.FFmpegError):
+                    container.seek(target, stream=vin, backward=True, any_frame=False)
+            with contextlib.suppress(av.FFmpegError):  # damage: cuts up to there
+                for packet in container.demux(vin):
+                    try:
+                        frames = packet.decode()
+                    except av.FFmpegError:
+                        continue
+                    for frame in frames:
+                        t = self._rel_s(frame.pts, self.tb)
+                        t = decoded / float(self.rate) if t is None else t
+                        decoded += 1
+                        if not self._in_range(t):
+                            if self.cfg.end_s is not None and t >= self.cfg.end_s - 1e-6:
+                                return found + detector.flush()
+                            continue
+                        small = reformatter.reformat(frame, width=width, height=height,
+                                                     format="rgb24",
+                                                     interpolation="FAST_BILINEAR")
+                        found += detector.push(pushed, small.to_ndarray())
+                        pushed += 1
+        return found + detector.flush()
+
+    # ---- frames in, colour out, in order, memory bounded
+    def _push(self, frame: np.ndarray, pts: int) -> None:
+        index = self.frames_read
+        self.frames_read += 1
+        restart = self.breaks(index)
+        self.incoming.append(_Held(index, frame, pts - round(self.offset_s / self.tb), restart))
+        self._note_held()
+        if len(self.incoming) >= self.cfg.batch_size:
+            self._read_in()
+            self._colour_waiting(self.cfg.batch_size)
+
+    def _note_held(self, extra: int = 0) -> None:
+        self.max_held = max(self.max_held, len(self.incoming) + len(self.held) + extra)
+
+    def _L(self, frames: list[_Held]) -> torch.Tensor:
+        """Full-resolution L (B, 1, H, W) of decoded frames, on the device."""
+        arr = torch.from_numpy(np.stack([f.image for f in frames]))
+        return self.c.grey_to_L(arr) if self.grey else self.c.rgb_to_L(arr)
+
+    def _read_in(self) -> None:
+        """Decide which of the decoded frames are keyframes; L at the network's size for
+        them, and the flow to the previous frame for every frame when flow is used."""
+        batch, self.incoming = self.incoming, []
         with self.stages("colour"):
-            arr = torch.from_numpy(np.stack([f for f, _, _ in batch]))
-            L = c.grey_to_L(arr) if self.grey else c.rgb_to_L(arr)
-        with self.stages("model"):
-            ab = c.predict_ab(L)
+            L_work = self.c.to_work(self._L(batch))  # (B, 1, h, w)
+            u8 = L_to_u8(L_work) if self.uses_flow else None  # (B, h, w)
+        for j, f in enumerate(batch):
+            if f.restart:
+                self.segment_start = f.index
+            f.key = is_keyframe(f.index, self.segment_start, self.interval, self.breaks)
+            if f.key:
+                f.L_work = L_work[j].clone()
+            if u8 is not None:
+                f.u8 = u8[j].copy()
+                if not f.restart and self.prev_u8 is not None:
+                    with self.stages("flow"):
+                        f.link = link(self.flow, self.prev_u8, f.u8)
+                self.prev_u8 = f.u8
+            self.held.append(f)
+
+    def _colour_waiting(self, at_least: int) -> None:
+        """Run the network on waiting keyframes, ``batch_size`` at a time, while at least
+        ``at_least`` wait; write every frame whose colour is then known."""
+        while True:
+            waiting = [f for f in self.held if f.key and f.ab is None]
+            if not waiting or len(waiting) < at_least:
+                return
+            self._network(waiting[: self.cfg.batch_size])
+            self._resolve()
+
+    def _network(self, frames: list[_Held]) -> None:
+        """ab of ``frames`` by the network (their L at working size, kept or recomputed)."""
         with self.stages("colour"):
-            if self.cfg.smooth_s > 0:
-                ab = self.smoother(ab, [cut for _, _, cut in batch])
-            rgb = c.compose(L, ab).numpy()
-        with self.stages("encode"):
-            for (_, pts, _), image in zip(batch, rgb, strict=True):
-                self._encode(image, pts)
-        self.frames += len(batch)
+            missing = [f for f in frames if f.L_work is None]
+            if missing:
+                for f, L in zip(missing, self.c.to_work(self._L(missing)), strict=True):
+                    f.L_work = L
+            L_work = torch.stack([f.L_work for f in frames])  # (B, 1, h, w)
+        with self.stages("network"):
+            ab = self.c.predict_ab(L_work)  # (B, 2, h/4, w/4)
+        with self.stages("colour"):
+            maps = ab_to_hwc(ab, tuple(L_work.shape[-2:]))  # (B, h, w, 2)
+        for f, m in zip(frames, maps, strict=True):
+            f.ab, f.L_work = m, None
+        self.network_frames += len(frames)
+
+    def _resolve(self) -> None:
+        """Write the frames at the front whose colour is known: keyframes, and the frames
+        between two keyframes (carried from both by flow; by the network where the flow
+        reaches too little of the picture)."""
+        ready: list[_Held] = []
+        while self.held:
+            front = self.held[0]
+            if front.ab is not None:
+                ready.append(self.held.popleft())
+                self.anchor = front.ab  # only keyframes have ab before they are written
+                continue
+            right = next((n for n, f in enumerate(self.held) if f.key), None)
+            if right is None or self.held[right].ab is None:
+                break
+            group = [self.held.popleft() for _ in range(right)]
+            ready.extend(self._propagate(group, self.held[0]))
+        if ready:
+            self._note_held(len(ready))
+            self._write(ready)
+
+    def _propagate(self, group: list[_Held], right: _Held) -> list[_Held]:
+        assert self.anchor is not None and all(f.link is not None for f in group)
+        with self.stages("flow"):
+            carried = propagate(self.anchor, right.ab, [f.link for f in group] + [right.link])
+        unreliable = []
+        for f, p in zip(group, carried, strict=True):
+            f.ab = p.ab
+            if p.coverage < MIN_COVERAGE:
+                unreliable.append(f)
+        for i in range(0, len(unreliable), self.cfg.batch_size):
+            self._network(unreliable[i : i + self.cfg.batch_size])
+        self.fallbacks += len(unreliable)
+        return group
+
+    def _finish(self) -> None:
+        """At the end of the range: the last frame is a keyframe; colour everything."""
+        if self.incoming:
+            self._read_in()
+        if self.held and not self.held[-1].key:
+            self.held[-1].key = True
+        self._colour_waiting(1)
+
+    def _write(self, frames: list[_Held]) -> None:
+        """Smooth (if asked), compose with the full-resolution L, encode, in order."""
+        step = self.cfg.batch_size
+        for i in range(0, len(frames), step):
+            chunk = frames[i : i + step]
+            if self.smoothing:
+                with self.stages("flow"):
+                    for f in chunk:
+                        f.ab = self.smoother(f.ab, f.link, f.restart)
+            with self.stages("colour"):
+                L = self._L(chunk)
+                ab = hwc_to_ab([f.ab for f in chunk]).to(L.device)
+                rgb = self.c.compose(L, ab).numpy()
+            with self.stages("encode"):
+                for f, image in zip(chunk, rgb, strict=True):
+                    self._encode(image, f.pts)
+            self.frames += len(chunk)
 
     def _encode(self, rgb: np.ndarray, pts: int) -> None:
         if self.yuv420:

@@ -17,7 +17,7 @@ from skimage import data as skdata
 from cli import main
 from colorizer.colorize import colorize_paths
 from colorizer.colorize_config import ColorizeConfig
-from colorizer.colorize_film import AbSmoother
+from colorizer.colorize_film import frames_held_bound
 from colorizer.lab import lab_to_rgb_in_gamut, rgb_to_lab
 from colorizer.predictor import Colorizer, work_shape
 from filmdata.synthetic import make_film, standard_plan
@@ -190,22 +190,94 @@ def test_smoothing_reduces_frame_to_frame_colour_change(
         return ab.expand(-1, -1, *small.shape[-2:])
 
     monkeypatch.setattr(Colorizer, "predict_ab", flickering_ab)
-    (plain,) = run_one([bw_film], film_cfg(ckpt, tmp_path / "plain", end_s=4.0), colorizer)
-    (smooth,) = run_one([bw_film], film_cfg(ckpt, tmp_path / "smooth", end_s=4.0,
-                                          smooth_s=0.5), colorizer)
-    a, b = probe(plain.output)["frames"], probe(smooth.output)["frames"]
-    assert len(a) == len(b)
-    assert temporal_change(b) < 0.6 * temporal_change(a)
+    cfg = {"end_s": 3.0, "keyframes": "off"}
+    (plain,) = run_one([bw_film], film_cfg(ckpt, tmp_path / "plain", **cfg), colorizer)
+    a = probe(plain.output)["frames"]
+    for method in ("flow", "ema"):
+        (smooth,) = run_one([bw_film], film_cfg(ckpt, tmp_path / method, smooth_s=0.5,
+                                                smooth_method=method, **cfg), colorizer)
+        b = probe(smooth.output)["frames"]
+        assert len(a) == len(b)
+        assert temporal_change(b) < 0.6 * temporal_change(a), method
 
 
-def test_smoother_restarts_at_cuts() -> None:
-    s = AbSmoother(smooth_s=1.0, fps=10)
-    ones, twos = torch.ones(2, 2, 1, 1), torch.full((2, 2, 1, 1), 2.0)
-    first = s(ones, [True, False])
-    assert torch.equal(first, ones)
-    mixed = s(twos, [False, True])
-    assert 1.0 < float(mixed[0, 0, 0, 0]) < 2.0  # lag within the shot
-    assert float(mixed[1, 0, 0, 0]) == 2.0  # a cut: no colour carried over
+def pts_of(path: Path) -> list[float]:
+    with av.open(str(path)) as c:
+        return [float(f.time) for f in c.decode(video=0)]
+
+
+@pytest.mark.parametrize("mode", [{"keyframes": "off"}, {"keyframes": "3", "smooth_s": 0.3},
+                                  {"keyframes": "off", "smooth_s": 0.3, "smooth_method": "ema"}])
+def test_every_mode_keeps_frames_timestamps_and_audio(
+    bw_film: Path, ckpt: Path, colorizer: Colorizer, tmp_path: Path, mode: dict
+) -> None:
+    """(The default, keyframes auto, is checked in full above.)"""
+    (result,) = run_one([bw_film], film_cfg(ckpt, tmp_path, end_s=2.0, **mode), colorizer)
+    assert result.error is None, result.error
+    src, out = pts_of(bw_film), pts_of(result.output)
+    kept = [t for t in src if t < 2.0 - 1e-6]
+    assert len(out) == len(kept) == result.frames == 2 * FPS
+    assert np.allclose(out, kept, atol=1e-3)
+    info = probe(result.output)
+    assert info["audio_codec"] == "aac" and abs(info["audio_s"] - 2.0) < 0.1
+
+
+def test_keyframes_cut_network_work_and_memory_stays_bounded(
+    ckpt: Path, colorizer: Colorizer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A longer film at small batches: the frames alive at once (counted as they are made
+    and freed, not by the film path's own bookkeeping) never exceed the bound, whatever the
+    film's length; the network sees about 1 frame in k, and every shot starts afresh."""
+    import weakref
+
+    import colorizer.colorize_film as film_module
+
+    film = tmp_path / "long.mp4"
+    make_film(film, standard_plan(seed=2, n_shots=4, fps=FPS, seconds_per_shot=3.0),
+              size=(64, 48), fps=FPS, pix_fmt="gray")
+    alive = {"now": 0, "max": 0}
+    real = film_module._Held
+
+    def counted(*args, **kw):
+        held = real(*args, **kw)
+        alive["now"] += 1
+        alive["max"] = max(alive["max"], alive["now"])
+        weakref.finalize(held, lambda: alive.__setitem__("now", alive["now"] - 1))
+        return held
+
+    monkeypatch.setattr(film_module, "_Held", counted)
+    result = film_module.colorize_film(colorizer, film, film_cfg(
+        ckpt, tmp_path / "out", keyframes="4", batch_size=2))
+    n = len(pts_of(film))
+    assert result.frames == n >= 120
+    assert alive["max"] <= frames_held_bound(2, 4) == 11, alive
+    assert result.max_held <= 11 and alive["now"] == 0
+    # 1 in 4, plus each shot's first and last frames and every frame of its dissolves
+    assert result.transitions >= 3
+    assert n / 4 <= result.network_frames <= n / 2, result
+    assert result.timings["network"] > 0 and result.timings["flow"] > 0
+    assert result.timings["cuts"] > 0
+
+
+def test_error_in_keyframe_mode_leaves_no_output(
+    bw_film: Path, ckpt: Path, colorizer: Colorizer, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import colorizer.colorize_film as film_module
+
+    calls = {"n": 0}
+    real = film_module.propagate
+
+    def failing(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(film_module, "propagate", failing)
+    with pytest.raises(KeyboardInterrupt):
+        run_one([bw_film], film_cfg(ckpt, tmp_path, keyframes="4"), colorizer)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.slow

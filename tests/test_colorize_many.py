@@ -152,3 +152,21 @@ def test_ray_engine_writes_the_same_outputs(ckpt: Path, inputs: list[Path],
                                  run=RunOptions(engine="ray", workers=2)))
     assert all(r.error is None for r in on_ray), [r.error for r in on_ray]
     assert sorted(r.output.name for r in on_ray) == sorted(r.output.name for r in local)
+
+
+def test_cli_skips_done_inputs_and_takes_workers(ckpt: Path, inputs: list[Path],
+                                                 tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cli import main
+
+    args = ["colorize", str(inputs[2]), "--checkpoint", str(ckpt), "--out", str(tmp_path),
+            "--work-size", "32", "--device", "cpu", "--workers", "2"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and "already done" in again.output
+    forced = CliRunner().invoke(main, [*args, "--force"])
+    assert forced.exit_code == 0 and "already done" not in forced.output
+    bad = CliRunner().invoke(main, [*args[:-2], "--engine", "spark"])
+    assert bad.exit_code == 2

@@ -69,11 +69,14 @@ def test_gpu_check_dry_run(tmp_path: Path) -> None:
     assert _number(sections["loader"]["best"]["ratio"])
 
     colorize = sections["colorize"]["rows"]
-    assert len(colorize) == 2
+    assert len(colorize) == 6  # per frame at two sizes, then four film modes
+    assert [r["mode"] for r in colorize[2:]] == ["flow 0.2", "keyframes 2", "keyframes auto",
+                                                 "keyframes 8"]
     for row in colorize:
         assert row["status"] == "ok", row
         assert _number(row["frames/s"]) and row["frames"] >= 1
-        shares = [row[f"{k} %"] for k in ("decode", "model", "colour", "encode")]
+        shares = [row[f"{k} %"]
+                  for k in ("decode", "cuts", "network", "flow", "colour", "encode")]
         assert all(s >= 0 for s in shares) and abs(sum(shares) - 100) < 1
 
     assert sections["ddp"]["status"].startswith("skipped:")
