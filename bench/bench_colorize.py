@@ -52,9 +52,11 @@ def random_checkpoint(path: Path, arch: str) -> Path:
 
 
 def colorize_row(film: Path, ckpt: Path, out: Path, *, device: str, arch: str, frames: int,
-                 fps: float, batch: int, work_size: int, smooth: float) -> dict:
+                 fps: float, batch: int, work_size: int, smooth: float,
+                 keyframes: str = "off") -> dict:
     """Colorize the first `frames` frames of `film` with the library's film path
-    (`colorize_paths`); frames/s end to end and each stage's share and ms/frame."""
+    (`colorize_paths`); frames/s end to end and each stage's share and ms/frame.
+    `keyframes` "off" (the default here): the network on every frame."""
     import av
 
     with av.open(str(film)) as container:
@@ -62,7 +64,7 @@ def colorize_row(film: Path, ckpt: Path, out: Path, *, device: str, arch: str, f
         width, height = stream.codec_context.width, stream.codec_context.height
     cfg = ColorizeConfig(checkpoint=ckpt, out=out, device=device, batch_size=batch,
                          work_size=work_size, end_s=(frames - 0.5) / fps, smooth_s=smooth,
-                         quiet=True)
+                         keyframes=keyframes, quiet=True)
     colorizer = Colorizer.from_checkpoint(ckpt, device, work_size=work_size)
     if colorizer.cuda:  # warm-up: cuDNN autotuning, lazy CUDA init
         L = torch.full((batch, 1, height, width), 50.0, device=colorizer.device)

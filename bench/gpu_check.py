@@ -553,44 +553,11 @@ COLORIZE_MODES = [("flow 0.2", "off", 0.2), ("keyframes 2", "2", 0.0),
                   ("keyframes auto", "auto", 0.0), ("keyframes 8", "8", 0.0)]
 
 
-def colorize_mode_row(film: Path, ckpt: Path, out: Path, *, device: str, arch: str,
-                      frames: int, fps: float, batch: int, work_size: int, keyframes: str,
-                      smooth: float) -> dict:
-    """bench_colorize.colorize_row with the film mode given: keyframes and flow smoothing."""
-    import av
-    import torch
-
-    from colorizer.colorize import colorize_paths
-    from colorizer.colorize_config import ColorizeConfig
-    from colorizer.predictor import Colorizer
-
-    with av.open(str(film)) as container:
-        stream = container.streams.video[0]
-        width, height = stream.codec_context.width, stream.codec_context.height
-    cfg = ColorizeConfig(checkpoint=ckpt, out=out, device=device, batch_size=batch,
-                         work_size=work_size, end_s=(frames - 0.5) / fps, smooth_s=smooth,
-                         keyframes=keyframes, quiet=True)
-    colorizer = Colorizer.from_checkpoint(ckpt, device, work_size=work_size)
-    if colorizer.cuda:  # warm-up: cuDNN autotuning, lazy CUDA init
-        L = torch.full((batch, 1, height, width), 50.0, device=colorizer.device)
-        colorizer.compose(L, colorizer.predict_ab(L))
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    (result,) = list(colorize_paths([film], cfg, colorizer))
-    wall = time.perf_counter() - t0
-    if result.error:
-        raise RuntimeError(result.error)
-    total = sum(result.timings.values()) or 1.0
-    return {"frames": result.frames, "seconds": round(wall, 3),
-            "frames/s": round(result.frames / wall, 2),
-            **{f"{k} %": round(100 * v / total, 1) for k, v in result.timings.items()}}
-
-
 def section_colorize(report: Report, cfg: dict) -> None:
     import torch
 
     sys.path.insert(0, str(ROOT / "bench"))
-    from bench_colorize import make_bw_film, random_checkpoint
+    from bench_colorize import colorize_row, make_bw_film, random_checkpoint
 
     cc = cfg["colorize"]
     fps = 24.0
@@ -615,7 +582,7 @@ def section_colorize(report: Report, cfg: dict) -> None:
                     made = make_bw_film(film, cc["frames"], w, h, fps)
                     report.data["notes"].append(f"film {row['size']} made in {made:.1f} s")
                     films[row["size"]] = film
-                result = colorize_mode_row(films[row["size"]], ckpts[row["arch"]], tmp / "out",
+                result = colorize_row(films[row["size"]], ckpts[row["arch"]], tmp / "out",
                                            device=cfg["device"], arch=row["arch"],
                                            frames=cc["frames"], fps=fps, batch=cc["batch"],
                                            work_size=cc["work_size"],
