@@ -38,7 +38,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -170,8 +170,14 @@ def colorize_film(
     cfg: ColorizeConfig,
     *,
     taken: set[Path] | None = None,
+    observe_ab: Callable[[int, np.ndarray], None] | None = None,
 ) -> ColorizedFilm:
-    """Colorize one film file into ``cfg.out``; see the module docstring."""
+    """Colorize one film file into ``cfg.out``; see the module docstring.
+
+    ``observe_ab(index, ab)``, if given, sees each frame's final ab in order: (h, w, 2)
+    float32 at the network's working size, before it is composed with the full-resolution L,
+    quantised to 8 bits and encoded (for measurements such as the temporal benchmark's).
+    """
     source = Path(source)
     with _open_input(source) as container:
         audio = container.streams.audio[0] if container.streams.audio else None
@@ -181,7 +187,7 @@ def colorize_film(
         # the temporary file keeps the extension: PyAV picks the muxer by it
         with atomic_output(target, target.suffix) as tmp:
             with av.open(str(tmp), "w") as out:
-                result = _Transcoder(colorizer, container, out, cfg, source).run()
+                result = _Transcoder(colorizer, container, out, cfg, source, observe_ab).run()
             if result.frames == 0:
                 span = f"[{cfg.start_s or 0:g} s, {cfg.end_s if cfg.end_s is not None else 'end'})"
                 raise InputError(
@@ -196,8 +202,10 @@ def colorize_film(
 
 class _Transcoder:
     def __init__(self, colorizer: Colorizer, container: Any, out: Any, cfg: ColorizeConfig,
-                 source: Path) -> None:
+                 source: Path, observe_ab: Callable[[int, np.ndarray], None] | None = None
+                 ) -> None:
         self.c = colorizer
+        self.observe_ab = observe_ab
         self.cfg = cfg
         self.container = container
         self.out = out
@@ -543,6 +551,9 @@ class _Transcoder:
                 with self.stages("flow"):
                     for f in chunk:
                         f.ab = self.smoother(f.ab, f.link, f.restart)
+            if self.observe_ab is not None:
+                for f in chunk:
+                    self.observe_ab(f.index, f.ab)
             with self.stages("colour"):
                 L = self._L(chunk)
                 ab = hwc_to_ab([f.ab for f in chunk]).to(L.device)
