@@ -814,12 +814,12 @@ def _temperatures(values: tuple[Any, ...]) -> tuple[float, ...]:
               help="Films: run the network on every N-th frame of a shot (and its first and "
                    "last) and carry the colour to the frames between by optical flow; 'off': "
                    "every frame; 'auto': the measured default (4).")
-@click.option("--smooth", "smooth_s", type=click.FloatRange(0), default=0.0, show_default=True,
+@click.option("--smooth", "smooth_s", type=click.FloatRange(0), default=0.3, show_default=True,
               help="Films: smooth colours over time within each shot, time constant in "
-                   "seconds (try 0.2): less flicker.")
+                   "seconds: less flicker; a colour change lags about this long. 0: off.")
 @click.option("--smooth-method", type=click.Choice(["flow", "ema"]), default="flow",
               show_default=True,
-              help="Films, with --smooth: 'flow' follows motion (optical flow, trusted pixels "
+              help="Films, smoothing: 'flow' follows motion (optical flow, trusted pixels "
                    "only); 'ema' is the plain average, whose colours trail moving objects.")
 @click.option("--cut-threshold", type=click.FloatRange(0, 255), default=None,
               help="Films: score at which the shot detector (as extract-frames) proposes a "

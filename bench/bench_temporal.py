@@ -13,7 +13,8 @@ L with ab = 0, lossless H.264) and colorized by the library's film path
               one or more values)
 - flow tau    keyframes off, motion-compensated smoothing, at the same time constants
 - keyframes k keyframes every k-th frame (k = 2, 4 = auto, 8), ab carried by flow
-- keyframes 4 + flow tau  both: the default keyframes, then flow smoothing (the first tau)
+- keyframes 4 + flow tau  both: the default keyframes, then flow smoothing (the first tau;
+              colorize's default at 0.3 s)
 - constant colour  a stand-in network giving every pixel the same ab (the per-frame
               output's mean): the floor of the delivered warping error (below)
 - oracle k=4  the TRUE ab of every 4th frame carried by the same propagation (no
@@ -79,13 +80,15 @@ SCORE_CHUNK = 4  # frames converted and scored at a time: bounds the bench's own
 def modes(taus: list[float]) -> dict[str, dict]:
     """Mode name -> ColorizeConfig fields: per-frame, ema and flow at each smoothing time
     constant, keyframes 2 / 4 / 8, and the default keyframes with flow at the first."""
-    out: dict[str, dict] = {"per-frame": {"keyframes": "off"}}
+    off = {"smooth_s": 0.0}
+    out: dict[str, dict] = {"per-frame": {"keyframes": "off", **off}}
     for tau in taus:
         for method in ("ema", "flow"):
             out[f"{method} {tau:g} s"] = {"keyframes": "off", "smooth_method": method,
                                           "smooth_s": tau}
-    out |= {"keyframes 2": {"keyframes": "2"}, KEYFRAMES_DEFAULT: {"keyframes": "auto"},
-            "keyframes 8": {"keyframes": "8"},
+    out |= {"keyframes 2": {"keyframes": "2", **off},
+            KEYFRAMES_DEFAULT: {"keyframes": "auto", **off},
+            "keyframes 8": {"keyframes": "8", **off},
             f"keyframes 4 + flow {taus[0]:g} s": {"keyframes": "auto", "smooth_method": "flow",
                                                   "smooth_s": taus[0]}}
     return out
@@ -328,7 +331,7 @@ def run_clip(name: str, src: Path, truth: Truth, colorizer: Colorizer, ckpt: Pat
         rows.append(row)
         if mode == "per-frame":
             mean_ab = tuple(float(v) for v in ab.reshape(-1, 2).mean(0))
-    floor, _ = colorize_mode(name, FLOOR_MODE, {"keyframes": "off"}, src, truth,
+    floor, _ = colorize_mode(name, FLOOR_MODE, {"keyframes": "off", "smooth_s": 0.0}, src, truth,
                              ConstantColour(colorizer, mean_ab), ckpt, tmp, args)
     rows.append({k: floor[k] for k in ("clip", "mode", "warp ab", "warp out")})
     rows.append({"clip": name, **oracle(truth)})
